@@ -1,0 +1,99 @@
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "flags.h"
+#include "model/model.h"
+#include "sampling/sampler.h"
+
+namespace qcoder::cli {
+
+int run_generate(int argc, char** argv) {
+  std::string model_dir, ids_text, prompt;
+  int64_t n_new = 0, threads = 0, seed = 0, top_k = 0;
+  double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0, presence = 0.0, frequency = 0.0;
+  bool json = false, ignore_eos = false;
+  FlagSet flags("generate",
+                "Generates up to N tokens after a prompt (greedy unless --temp > 0), with\n"
+                "mlx-lm's sampling semantics. Stops at the model's end-of-sequence tokens.");
+  flags.add("-m,--model", &model_dir, "model folder", true);
+  flags.add("--ids", &ids_text, "prompt as comma-separated token ids");
+  flags.add("-p,--prompt", &prompt, "prompt as raw text (no chat template)");
+  flags.add("-n,--max-tokens", &n_new, "tokens to generate", true);
+  flags.add("--temp", &temp, "sampling temperature (0 = greedy)");
+  flags.add("--top-p", &top_p, "nucleus sampling threshold (1 = off)");
+  flags.add("--top-k", &top_k, "keep the k most likely tokens (0 = off)");
+  flags.add("--min-p", &min_p, "drop tokens below min_p x the top probability (0 = off)");
+  flags.add("--repetition-penalty", &rep, "penalty over the last 20 tokens (1 = off)");
+  flags.add("--presence-penalty", &presence, "presence penalty over the last 20 tokens");
+  flags.add("--frequency-penalty", &frequency, "frequency penalty over the last 20 tokens");
+  flags.add("--seed", &seed, "random seed for sampling");
+  flags.add("--ignore-eos", &ignore_eos, "do not stop at end-of-sequence tokens");
+  flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
+  flags.add("-t,--threads", &threads, "threads (0 = all cores)");
+  if (!flags.parse(argc, argv)) return 0;
+  if (flags.given("--ids") == flags.given("--prompt"))
+    throw Error("give exactly one of --ids and -p/--prompt");
+  if (flags.given("--prompt"))
+    throw Error("-p needs the tokenizer, which this build does not have yet; pass --ids");
+  if (n_new < 0) throw Error("-n must be >= 0");
+
+  const std::vector<int32_t> prompt_ids = parse_id_list(ids_text);
+  SamplingParams sp;
+  sp.temperature = static_cast<float>(temp);
+  sp.top_p = static_cast<float>(top_p);
+  sp.top_k = static_cast<int>(top_k);
+  sp.min_p = static_cast<float>(min_p);
+  sp.repetition_penalty = static_cast<float>(rep);
+  sp.presence_penalty = static_cast<float>(presence);
+  sp.frequency_penalty = static_cast<float>(frequency);
+  sp.seed = static_cast<uint64_t>(seed);
+
+  auto model = Model::load(model_dir);
+  Sampler sampler(sp, static_cast<size_t>(model->config().vocab_size));
+  const std::vector<int32_t> stop_ids =
+      ignore_eos ? std::vector<int32_t>{} : load_stop_token_ids(model_dir, model->config());
+  ThreadPool pool(static_cast<int>(threads));
+  KvCache cache = model->new_cache(static_cast<int64_t>(prompt_ids.size()) + n_new);
+
+  // Penalties see the prompt plus the generated tokens, as mlx-lm 0.32.2's generate_step
+  // (the sampler keeps only the last penalty_context of them).
+  std::vector<int32_t> history = prompt_ids;
+  std::vector<int32_t> generated;
+  std::string finish = "length";
+  std::vector<int32_t> next_input = prompt_ids;
+  while (static_cast<int64_t>(generated.size()) < n_new) {
+    SequenceInput in{next_input, &cache, LogitsMode::kLast};
+    SequenceOutput out;
+    model->forward({&in, 1}, {&out, 1}, pool);
+    const int32_t tok = sampler.sample(out.logits, history);
+    if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) {
+      finish = "stop";
+      break;
+    }
+    generated.push_back(tok);
+    history.push_back(tok);
+    next_input.assign(1, tok);
+  }
+
+  if (json) {
+    nlohmann::json j;
+    j["ids"] = generated;
+    j["text"] = nullptr;  // no tokenizer yet
+    j["finish_reason"] = finish;
+    std::cout << j.dump() << std::endl;
+  } else {
+    for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? "," : "") << generated[i];
+    std::cout << std::endl;
+    QCODER_INFO("finish_reason: " << finish << ", " << generated.size() << " tokens");
+  }
+  return 0;
+}
+
+}  // namespace qcoder::cli

@@ -1,0 +1,42 @@
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/error.h"
+#include "flags.h"
+#include "model/model.h"
+
+namespace qcoder::cli {
+
+int run_logits(int argc, char** argv) {
+  std::string model_dir, ids_text, out_path;
+  bool all_positions = false;
+  int64_t threads = 0;
+  FlagSet flags("logits",
+                "Runs the model on a token sequence and writes little-endian float32 logits,\n"
+                "row-major: one row of vocab_size values for the last position, or one per position.");
+  flags.add("-m,--model", &model_dir, "model folder (config.json + *.safetensors)", true);
+  flags.add("--ids", &ids_text, "comma-separated token ids", true);
+  flags.add("--all-positions", &all_positions, "write a row for every position");
+  flags.add("--out", &out_path, "output file", true);
+  flags.add("-t,--threads", &threads, "threads (0 = all cores)");
+  if (!flags.parse(argc, argv)) return 0;
+
+  const std::vector<int32_t> ids = parse_id_list(ids_text);
+  auto model = Model::load(model_dir);
+  ThreadPool pool(static_cast<int>(threads));
+  KvCache cache = model->new_cache(static_cast<int64_t>(ids.size()));
+  SequenceInput in{ids, &cache, all_positions ? LogitsMode::kAll : LogitsMode::kLast};
+  SequenceOutput out;
+  model->forward({&in, 1}, {&out, 1}, pool);
+
+  std::FILE* f = std::fopen(out_path.c_str(), "wb");
+  if (!f) throw Error(out_path + ": cannot open for writing");
+  const size_t n = out.logits.size();
+  const bool ok = std::fwrite(out.logits.data(), sizeof(float), n, f) == n;  // x86/ARM: LE
+  if (std::fclose(f) != 0 || !ok) throw Error(out_path + ": write failed");
+  return 0;
+}
+
+}  // namespace qcoder::cli

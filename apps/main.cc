@@ -1,0 +1,55 @@
+// qcoder: inference engine for Qwen3-Coder MoE models in MLX format.
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "commands.h"
+#include "core/error.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: qcoder COMMAND [flags]   (qcoder COMMAND --help for its flags)\n"
+    "\n"
+    "commands:\n"
+    "  generate   generate tokens from a prompt (greedy by default)\n"
+    "  logits     write the model's logits for a token sequence as float32\n"
+    "  inspect    memory needed for weights, KV cache and buffers\n";
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+};
+
+constexpr Command kCommands[] = {
+    {"generate", qcoder::cli::run_generate},
+    {"logits", qcoder::cli::run_logits},
+    {"inspect", qcoder::cli::run_inspect},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+    (argc < 2 ? std::cerr : std::cout) << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 2, argv + 2);
+    } catch (const qcoder::Error& e) {
+      std::cerr << "qcoder " << c.name << ": error: " << e.what() << std::endl;
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::cerr << "qcoder " << c.name << ": error: out of memory" << std::endl;
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "qcoder " << c.name << ": error: internal: " << e.what() << std::endl;
+      return 1;
+    }
+  }
+  std::cerr << kUsage << "qcoder: error: unknown command \"" << argv[1] << "\"" << std::endl;
+  return 2;
+}

@@ -1,0 +1,81 @@
+#include "kernels/reference/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+namespace qcoder::ref {
+
+void rms_norm(const float* x, const float* w, int64_t n, double eps, float* y) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+}
+
+void rope_angles(int64_t pos, int64_t dim, double theta, float* cos, float* sin) {
+  const int64_t half = dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(dim));
+    const double angle = static_cast<double>(pos) * inv_freq;
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void rope_rotate_half(float* x, int64_t dim, const float* cos, const float* sin) {
+  const int64_t half = dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * cos[i] - b * sin[i];
+    x[i + half] = a * sin[i] + b * cos[i];
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  const float m = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void attend_one_head(const float* q, const float* k, const float* v, int64_t n_keys,
+                     int64_t kv_stride, int64_t head_dim, float scale, float* scratch, float* out) {
+  for (int64_t t = 0; t < n_keys; ++t) {
+    const float* kt = k + t * kv_stride;
+    float dot = 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kt[d];
+    scratch[t] = dot * scale;
+  }
+  softmax(scratch, n_keys);
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t t = 0; t < n_keys; ++t) {
+    const float* vt = v + t * kv_stride;
+    const float p = scratch[t];
+    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vt[d];
+  }
+}
+
+void top_k_desc(const float* p, int64_t n, int64_t k, int32_t* out) {
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [p](int32_t a, int32_t b) {
+    return p[a] > p[b] || (p[a] == p[b] && a > b);
+  });
+  std::copy(idx.begin(), idx.begin() + k, out);
+}
+
+}  // namespace qcoder::ref

@@ -1,0 +1,106 @@
+#include "model/model.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "kernels/reference/ops.h"
+#include "kernels/reference/quant_ref.h"
+#include "model/blocks.h"
+#include "model/linear.h"
+
+namespace qcoder {
+
+std::unique_ptr<Model> Model::load(const std::string& dir) {
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = dir;
+  m->config_ = load_model_config(dir);
+  m->store_ = WeightStore::open_dir(dir);
+  m->weights_ = bind_weights(m->config_, *m->store_);
+  QCODER_DEBUG(dir << ": bound " << m->weights_.tensor_count << " tensors, " << m->weights_.bytes
+                   << " bytes");
+  return m;
+}
+
+KvCache Model::new_cache(int64_t max_tokens) const {
+  return KvCache(config_, max_tokens > 0 ? max_tokens : config_.max_position_embeddings);
+}
+
+void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
+                    ThreadPool& pool, ForwardTrace* trace) const {
+  const ModelConfig& c = config_;
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  if (out.size() != batch.size()) throw Error("forward: output span size differs from batch size");
+
+  // Validate everything before touching any cache.
+  std::set<const KvCache*> seen;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    if (!in.cache) throw Error("forward: sequence " + std::to_string(s) + " has no KV cache");
+    if (!seen.insert(in.cache).second)
+      throw Error("forward: two sequences in one batch share a KV cache");
+    for (int32_t t : in.tokens)
+      if (t < 0 || t >= V)
+        throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
+                    std::to_string(V - 1) + ")");
+    if (in.cache->length() + static_cast<int64_t>(in.tokens.size()) > in.cache->max_tokens())
+      throw Error("sequence of " + std::to_string(in.cache->length() + in.tokens.size()) +
+                  " tokens exceeds the context limit of " + std::to_string(in.cache->max_tokens()));
+  }
+
+  BatchRows rows;
+  std::vector<int32_t> ids;
+  for (const SequenceInput& in : batch) {
+    in.cache->reserve_more(static_cast<int64_t>(in.tokens.size()));
+    for (size_t i = 0; i < in.tokens.size(); ++i) {
+      rows.cache.push_back(in.cache);
+      rows.pos.push_back(in.cache->length() + static_cast<int64_t>(i));
+      ids.push_back(in.tokens[i]);
+    }
+  }
+  const int64_t n = rows.size();
+
+  // x: the residual stream [n, H]; h: normed input of a block; r: a block's output.
+  std::vector<float> x(static_cast<size_t>(n * H)), h(x.size()), r(x.size());
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) ref::dequantize_row(weights_.embed, ids[i], &x[i * H]);
+  });
+  if (trace) trace->routes.assign(static_cast<size_t>(c.num_hidden_layers), {});
+
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    for (int64_t i = 0; i < n; ++i) ref::rms_norm(&x[i * H], w.input_norm.data(), H, c.rms_norm_eps, &h[i * H]);
+    attention_block(c, w, l, h.data(), rows, r.data(), pool);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
+    for (int64_t i = 0; i < n; ++i) ref::rms_norm(&x[i * H], w.post_norm.data(), H, c.rms_norm_eps, &h[i * H]);
+    if (w.sparse) {
+      moe_block(c, w, h.data(), n, r.data(), pool, trace ? &trace->routes[l] : nullptr);
+    } else {
+      dense_mlp_block(c, w, h.data(), n, r.data(), pool);
+      if (trace) trace->routes[l].assign(static_cast<size_t>(n * c.num_experts_per_tok), -1);
+    }
+    for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
+  }
+
+  // Final norm and the output head, only on the rows whose logits are wanted.
+  int64_t row0 = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    const int64_t len = static_cast<int64_t>(in.tokens.size());
+    SequenceOutput& o = out[s];
+    const int64_t first = in.logits == LogitsMode::kAll ? 0 : len - 1;
+    o.rows = in.logits == LogitsMode::kNone || len == 0 ? 0 : len - first;
+    o.logits.assign(static_cast<size_t>(o.rows * V), 0.0f);
+    if (o.rows > 0) {
+      std::vector<float> normed(static_cast<size_t>(o.rows * H));
+      for (int64_t i = 0; i < o.rows; ++i)
+        ref::rms_norm(&x[(row0 + first + i) * H], weights_.final_norm.data(), H, c.rms_norm_eps,
+                      &normed[i * H]);
+      apply_linear(weights_.lm_head, normed.data(), o.rows, o.logits.data(), pool);
+    }
+    in.cache->commit(len);
+    row0 += len;
+  }
+}
+
+}  // namespace qcoder

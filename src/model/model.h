@@ -1,0 +1,69 @@
+// A loaded Qwen3-MoE model and its batched forward pass (spec/model.md §2).
+//
+// The forward pass takes a batch of sequences, each with its new tokens and its own KV cache
+// (positions continue from the cache length). Every row is computed with the same arithmetic
+// whatever else is in the batch, so a row's result does not depend on the batch, on how
+// prompts are chunked, or on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace qcoder {
+
+enum class LogitsMode { kNone, kLast, kAll };
+
+struct SequenceInput {
+  std::span<const int32_t> tokens;  // new tokens, appended to `cache`
+  KvCache* cache = nullptr;
+  LogitsMode logits = LogitsMode::kLast;
+};
+
+struct SequenceOutput {
+  int64_t rows = 0;           // 0, 1 (kLast) or tokens.size() (kAll)
+  std::vector<float> logits;  // [rows, vocab_size]
+};
+
+// Optional record of routing decisions: routes[layer] holds, for every token row of the batch
+// in order, num_experts_per_tok expert ids sorted ascending (-1 for dense layers).
+struct ForwardTrace {
+  std::vector<std::vector<int32_t>> routes;
+};
+
+class Model {
+ public:
+  // Opens DIR: config.json, the safetensors shards (mapped, not read) and binds the weights.
+  static std::unique_ptr<Model> load(const std::string& dir);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const WeightStore& store() const { return *store_; }
+  const std::string& dir() const { return dir_; }
+
+  // A fresh cache; max_tokens <= 0 means the model's max_position_embeddings.
+  KvCache new_cache(int64_t max_tokens = 0) const;
+
+  // Runs the new tokens of every sequence, appends their keys/values to the caches and fills
+  // out[i] per batch[i].logits. Throws qcoder::Error on bad token ids or a full cache, before
+  // any cache is modified.
+  void forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out, ThreadPool& pool,
+               ForwardTrace* trace = nullptr) const;
+
+ private:
+  Model() = default;
+  std::string dir_;
+  ModelConfig config_;
+  std::unique_ptr<WeightStore> store_;
+  ModelWeights weights_;
+};
+
+}  // namespace qcoder

@@ -1,0 +1,47 @@
+// Reads a model parity fixture (tests/reference/FIXTURES.md) and compares qcoder against the
+// float64 reference and mlx-lm.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qcoder::parity {
+
+struct PromptRef {
+  std::string key;
+  std::vector<int32_t> ids, greedy, positions;
+  std::vector<float> greedy_margin;
+  std::vector<float> mlx_logits, f64_logits;  // [R, V]
+  std::vector<int32_t> mlx_routes, f64_routes;  // [layers, R, k]
+};
+
+struct FixtureRef {
+  std::string dir, name, compute_dtype;
+  int64_t vocab = 0, layers = 0, top_k = 0;
+  std::vector<PromptRef> prompts;
+};
+
+FixtureRef load_fixture(const std::string& dir);
+
+// Statistics of one fixture, in units of the per-row standard deviation of the f64 logits.
+struct ParityStats {
+  double max_err_f64 = 0, mean_err_f64 = 0;   // qcoder vs float64
+  double max_err_mlx = 0, mean_err_mlx = 0;   // qcoder vs mlx-lm
+  double mlx_max_err_f64 = 0, mlx_mean_err_f64 = 0;  // mlx-lm vs float64
+  int64_t rows = 0, top1_agree_mlx = 0;
+  std::vector<int64_t> route_flips_mlx, route_flips_f64;  // per layer, rows differing
+  int64_t greedy_steps = 0, greedy_compared = 0, greedy_agree = 0;
+};
+
+// Runs qcoder on every prompt of the fixture and gathers the statistics.
+ParityStats run_parity(const FixtureRef& fx, int threads);
+
+std::string format_stats(const FixtureRef& fx, const ParityStats& s);
+
+// Committed fixture folders under tests/fixtures/models, sorted.
+std::vector<std::string> committed_fixture_dirs();
+// Folders listed under $QCODER_LIVE_FIXTURES (empty when unset).
+std::vector<std::string> live_fixture_dirs();
+
+}  // namespace qcoder::parity
