@@ -46,8 +46,11 @@ test: build
 	  $(MAKE) --no-print-directory peer-fixtures || { echo "make test: the reference venv (mlx-lm) could not be created or run; set QCODER_SKIP_PEER_TESTS=1 to skip peer tests" >&2; exit 1; }; \
 	  peer="ran (live mlx-lm fixtures in $(LIVE_FIXTURES))"; live="$(abspath $(LIVE_FIXTURES))"; \
 	fi; \
+	rm -f $(BUILD)/parity-report-*.txt; \
 	QCODER_LIVE_FIXTURES="$$live" ctest --test-dir $(BUILD) -j $(JOBS) --output-on-failure; \
 	$(MAKE) --no-print-directory test-asan; \
+	echo "== parity with mlx-lm (errors in sigma of the float64 logits; see docs/TESTING.md)"; \
+	cat $(BUILD)/parity-report-*.txt; \
 	echo "peer tests: $$peer"
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (committed fixtures only).

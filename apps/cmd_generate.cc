@@ -83,7 +83,7 @@ int run_generate(int argc, char** argv) {
   }
 
   if (json) {
-    nlohmann::json j;
+    nlohmann::ordered_json j;  // keys in the documented order
     j["ids"] = generated;
     j["text"] = nullptr;  // no tokenizer yet
     j["finish_reason"] = finish;

@@ -34,7 +34,7 @@ std::vector<std::string> dirs_with_reference(const fs::path& root) {
   std::vector<std::string> out;
   if (!fs::is_directory(root)) return out;
   for (const auto& e : fs::directory_iterator(root))
-    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path().string());
+    if (fs::exists(e.path() / "ref" / "reference.json")) out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -74,14 +74,14 @@ std::array<int64_t, 2> top2(const float* r, int64_t n) {
 FixtureRef load_fixture(const std::string& dir) {
   FixtureRef fx;
   fx.dir = dir;
-  std::ifstream in(fs::path(dir) / "reference.json");
+  std::ifstream in(fs::path(dir) / "ref" / "reference.json");
   const nlohmann::json j = nlohmann::json::parse(in);
   fx.name = j.at("name").get<std::string>();
   fx.compute_dtype = j.at("compute_dtype").get<std::string>();
   fx.vocab = j.at("vocab_size").get<int64_t>();
   fx.layers = j.at("num_layers").get<int64_t>();
   fx.top_k = j.at("top_k").get<int64_t>();
-  auto st = SafetensorsFile::open((fs::path(dir) / "reference.safetensors").string());
+  auto st = SafetensorsFile::open((fs::path(dir) / "ref" / "reference.safetensors").string());
   for (const auto& p : j.at("prompts")) {
     PromptRef r;
     r.key = p.at("key").get<std::string>();

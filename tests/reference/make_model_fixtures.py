@@ -445,7 +445,9 @@ def make_fixture(fx, out_root, cpu_native=False):
 
     stats["logit_std"] = float(np.mean(stats["logit_std"]))
     stats["median_row_absdiff_over_std"] = float(np.median(row_err))
-    mx.save_safetensors(str(folder / "reference.safetensors"), tensors)
+    # References live in ref/ so the model folder holds only what a checkpoint holds.
+    (folder / "ref").mkdir(exist_ok=True)
+    mx.save_safetensors(str(folder / "ref" / "reference.safetensors"), tensors)
     ref = {
         "name": fx["name"],
         "mlx_version": mx.__version__,
@@ -476,7 +478,7 @@ def make_fixture(fx, out_root, cpu_native=False):
                                     else "float32 (Metal-like, emulated on CPU)"),
         "stats": stats,
     }
-    with open(folder / "reference.json", "w") as f:
+    with open(folder / "ref" / "reference.json", "w") as f:
         json.dump(ref, f, indent=2)
     dt = time.time() - t0
     print(
