@@ -33,7 +33,7 @@ int run_generate(int argc, char** argv) {
   flags.add("--repetition-penalty", &rep, "penalty over the last 20 tokens (1 = off)");
   flags.add("--presence-penalty", &presence, "presence penalty over the last 20 tokens");
   flags.add("--frequency-penalty", &frequency, "frequency penalty over the last 20 tokens");
-  flags.add("--seed", &seed, "random seed for sampling");
+  flags.add("--seed", &seed, "random seed for sampling (default: random)");
   flags.add("--ignore-eos", &ignore_eos, "do not stop at end-of-sequence tokens");
   flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
@@ -53,7 +53,7 @@ int run_generate(int argc, char** argv) {
   sp.repetition_penalty = static_cast<float>(rep);
   sp.presence_penalty = static_cast<float>(presence);
   sp.frequency_penalty = static_cast<float>(frequency);
-  sp.seed = static_cast<uint64_t>(seed);
+  if (flags.given("--seed")) sp.seed = static_cast<uint64_t>(seed);  // else a random seed
 
   auto model = Model::load(model_dir);
   Sampler sampler(sp, static_cast<size_t>(model->config().vocab_size));

@@ -27,8 +27,8 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
         ref::rms_norm(x, w.q_norm.data(), hd, c.rms_norm_eps, x);
         ref::rope_rotate_half(x, hd, cos.data(), sin.data());
       }
-      float* kc = rows.cache[r]->keys(layer, rows.pos[r]);
-      float* vc = rows.cache[r]->values(layer, rows.pos[r]);
+      float* kc = rows.cache[r]->key_row(layer, rows.pos[r]);
+      float* vc = rows.cache[r]->value_row(layer, rows.pos[r]);
       for (int64_t hh = 0; hh < nkv; ++hh) {
         float* x = &k[(r * nkv + hh) * hd];
         ref::rms_norm(x, w.k_norm.data(), hd, c.rms_norm_eps, x);
@@ -44,13 +44,23 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   pool.parallel_for(n * nh, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch;
+    std::vector<const float*> k_rows, v_rows;
+    int64_t rows_of = -1;  // the batch row whose key/value pointers are gathered
     for (int64_t i = begin; i < end; ++i) {
       const int64_t r = i / nh, hh = i % nh, kvh = hh / group;
       const int64_t n_keys = rows.pos[r] + 1;
-      scratch.resize(static_cast<size_t>(n_keys));
-      KvCache& cache = *rows.cache[r];
-      ref::attend_one_head(&q[i * hd], cache.keys(layer, 0) + kvh * hd,
-                           cache.values(layer, 0) + kvh * hd, n_keys, cache.row_floats(), hd, scale,
+      if (r != rows_of) {
+        KvCache& cache = *rows.cache[r];
+        k_rows.resize(static_cast<size_t>(n_keys));
+        v_rows.resize(static_cast<size_t>(n_keys));
+        for (int64_t t = 0; t < n_keys; ++t) {
+          k_rows[t] = cache.key_row(layer, t);
+          v_rows[t] = cache.value_row(layer, t);
+        }
+        scratch.resize(static_cast<size_t>(n_keys));
+        rows_of = r;
+      }
+      ref::attend_one_head(&q[i * hd], k_rows.data(), v_rows.data(), kvh * hd, n_keys, hd, scale,
                            scratch.data(), &attn[i * hd]);
     }
   });

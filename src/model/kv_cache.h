@@ -1,5 +1,10 @@
-// Per-sequence key/value cache: post-RoPE keys and values in float32, [layer][pos][kv_head][dim].
-// Contiguous and growable; the server's paged, shareable cache replaces it later.
+// Per-sequence key/value cache: post-RoPE keys and values in float32, one row of
+// [kv_head][dim] per (layer, position).
+//
+// Contract for every user (attention kernels included): rows are reached only through
+// key_row/value_row, one position at a time; rows of different positions are NOT assumed to be
+// contiguous, so the storage can become paged and shared between sequences without touching
+// the kernels. Today's storage is one growable buffer per layer.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +25,9 @@ class KvCache {
 
   // Makes room for n more tokens in every layer (throws qcoder::Error past max_tokens).
   void reserve_more(int64_t n);
-  // Key/value rows of `layer` starting at position `pos`.
-  float* keys(int64_t layer, int64_t pos) { return &k_[layer][pos * row_floats_]; }
-  float* values(int64_t layer, int64_t pos) { return &v_[layer][pos * row_floats_]; }
+  // The key/value row (row_floats() floats) of `layer` at position `pos`.
+  float* key_row(int64_t layer, int64_t pos) { return &k_[layer][pos * row_floats_]; }
+  float* value_row(int64_t layer, int64_t pos) { return &v_[layer][pos * row_floats_]; }
   // Marks n more positions as filled (after every layer has written them).
   void commit(int64_t n) { length_ += n; }
   // Drops positions past n (n <= length), as mlx-lm's trim.

@@ -52,10 +52,11 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
-void attend_one_head(const float* q, const float* k, const float* v, int64_t n_keys,
-                     int64_t kv_stride, int64_t head_dim, float scale, float* scratch, float* out) {
+void attend_one_head(const float* q, const float* const* k_rows, const float* const* v_rows,
+                     int64_t offset, int64_t n_keys, int64_t head_dim, float scale, float* scratch,
+                     float* out) {
   for (int64_t t = 0; t < n_keys; ++t) {
-    const float* kt = k + t * kv_stride;
+    const float* kt = k_rows[t] + offset;
     float dot = 0.0f;
     for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * kt[d];
     scratch[t] = dot * scale;
@@ -63,7 +64,7 @@ void attend_one_head(const float* q, const float* k, const float* v, int64_t n_k
   softmax(scratch, n_keys);
   std::fill(out, out + head_dim, 0.0f);
   for (int64_t t = 0; t < n_keys; ++t) {
-    const float* vt = v + t * kv_stride;
+    const float* vt = v_rows[t] + offset;
     const float p = scratch[t];
     for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vt[d];
   }

@@ -23,11 +23,13 @@ void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)).
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
-// Causal attention of one query head over `n_keys` cached keys/values (all visible).
-// q [head_dim]; keys/values: key t of this KV head at k + t * kv_stride. out [head_dim].
+// Attention of one query head over n_keys keys/values, all visible. q [head_dim]; key t is
+// k_rows[t] + offset (head_dim floats), value t is v_rows[t] + offset: caches hand out one row
+// pointer per position, so positions need not be contiguous (paged caches). out [head_dim].
 // scores = q.k * scale, softmax in float with a double sum; scratch holds n_keys floats.
-void attend_one_head(const float* q, const float* k, const float* v, int64_t n_keys,
-                     int64_t kv_stride, int64_t head_dim, float scale, float* scratch, float* out);
+void attend_one_head(const float* q, const float* const* k_rows, const float* const* v_rows,
+                     int64_t offset, int64_t n_keys, int64_t head_dim, float scale, float* scratch,
+                     float* out);
 
 // Indices of the k largest values of p[0..n), best first. Ties: the higher index wins (the
 // stable ascending sort MLX's Metal argpartition uses keeps the higher index at the top).
