@@ -9,7 +9,10 @@ DEMO_MODEL ?= tests/fixtures/models/q4_g64
 QCODER_SKIP_PEER_TESTS ?= 0
 LIVE_FIXTURES := $(BUILD)/live-fixtures
 
-.PHONY: all deps venv build build-asan demo test test-fast test-asan peer-fixtures fixtures clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
+
+.PHONY: all deps venv build build-asan build-fuzz demo test test-asan fuzz fuzz-smoke peer-fixtures fixtures clean
 
 all: build
 
@@ -26,6 +29,18 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQCODER_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+build-fuzz: deps
+	@CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQCODER_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Replays each committed corpus, then fuzzes every target briefly (part of make test).
+fuzz-smoke: build-fuzz
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) 10
+
+# Long fuzzing runs: FUZZ_SECONDS per target.
+fuzz: build-fuzz
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/apps/qcoder $(DEMO_MODEL)
@@ -49,6 +64,7 @@ test: build
 	rm -f $(BUILD)/parity-report-*.txt; \
 	QCODER_LIVE_FIXTURES="$$live" ctest --test-dir $(BUILD) -j $(JOBS) --output-on-failure; \
 	$(MAKE) --no-print-directory test-asan; \
+	$(MAKE) --no-print-directory fuzz-smoke; \
 	echo "== parity with mlx-lm (errors in sigma of the float64 logits; see docs/TESTING.md)"; \
 	cat $(BUILD)/parity-report-*.txt; \
 	echo "peer tests: $$peer"
@@ -58,4 +74,4 @@ test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(ASAN_BUILD) -j $(JOBS) --output-on-failure
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -2,6 +2,7 @@
 # Installs the Debian packages qcoder builds against (idempotent: skips what is present).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev googletest
+      clang-14 libclang-rt-14-dev
       python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
