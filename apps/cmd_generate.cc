@@ -1,5 +1,8 @@
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -7,15 +10,18 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "chat/chat_template.h"
 #include "core/log.h"
 #include "flags.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qcoder::cli {
 
 int run_generate(int argc, char** argv) {
-  std::string model_dir, ids_text, prompt;
+  std::string model_dir, ids_text, prompt, chat_template_file;
+  bool chat = false;
   int64_t n_new = 0, threads = 0, seed = 0, top_k = 0;
   double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0, presence = 0.0, frequency = 0.0;
   bool json = false, ignore_eos = false;
@@ -35,16 +41,33 @@ int run_generate(int argc, char** argv) {
   flags.add("--frequency-penalty", &frequency, "frequency penalty over the last 20 tokens");
   flags.add("--seed", &seed, "random seed for sampling (default: random)");
   flags.add("--ignore-eos", &ignore_eos, "do not stop at end-of-sequence tokens");
+  flags.add("--chat", &chat, "render -p TEXT as a user message through the chat template (generation prompt added)");
+  flags.add("--chat-template", &chat_template_file, "with --chat: template file instead of the model's");
   flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
   if (!flags.parse(argc, argv)) return 0;
   if (flags.given("--ids") == flags.given("--prompt"))
     throw Error("give exactly one of --ids and -p/--prompt");
-  if (flags.given("--prompt"))
-    throw Error("-p needs the tokenizer, which this build does not have yet; pass --ids");
   if (n_new < 0) throw Error("-n must be >= 0");
+  if ((chat || flags.given("--chat-template")) && !flags.given("--prompt")) throw Error("--chat needs -p TEXT");
+  if (flags.given("--chat-template") && !chat) throw Error("--chat-template needs --chat");
+  if (chat) {
+    nlohmann::ordered_json request;
+    request["messages"] = nlohmann::ordered_json::array({{{"role", "user"}, {"content", prompt}}});
+    request["add_generation_prompt"] = true;
+    prompt = ChatTemplate::load(model_dir, chat_template_file.empty() ? std::nullopt
+                                                                      : std::optional<std::string>(chat_template_file))
+                 .render(request);
+  }
 
-  const std::vector<int32_t> prompt_ids = parse_id_list(ids_text);
+  // The folder's tokenizer turns -p into ids and the generated ids into "text" (null without one).
+  const bool text_prompt = flags.given("--prompt");
+  const std::unique_ptr<Tokenizer> tokenizer =
+      text_prompt || std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")
+          ? Tokenizer::load(model_dir)
+          : nullptr;
+  const std::vector<int32_t> prompt_ids = text_prompt ? tokenizer->encode(prompt) : parse_id_list(ids_text);
+  if (prompt_ids.empty()) throw Error("-p: the prompt is empty (no tokens)");
   SamplingParams sp;
   sp.temperature = static_cast<float>(temp);
   sp.top_p = static_cast<float>(top_p);
@@ -55,12 +78,14 @@ int run_generate(int argc, char** argv) {
   sp.frequency_penalty = static_cast<float>(frequency);
   if (flags.given("--seed")) sp.seed = static_cast<uint64_t>(seed);  // else a random seed
 
-  auto model = Model::load(model_dir);
-  Sampler sampler(sp, static_cast<size_t>(model->config().vocab_size));
+  const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
+  std::unique_ptr<Model> model = Model::load(model_dir);
+  const ModelConfig& config = model->config();
+  Sampler sampler(sp, static_cast<size_t>(config.vocab_size));
   const std::vector<int32_t> stop_ids =
-      ignore_eos ? std::vector<int32_t>{} : load_stop_token_ids(model_dir, model->config());
+      ignore_eos ? std::vector<int32_t>{} : load_stop_token_ids(model_dir, config);
   ThreadPool pool(static_cast<int>(threads));
-  KvCache cache = model->new_cache(static_cast<int64_t>(prompt_ids.size()) + n_new);
+  KvCache cache = model->new_cache(ctx);
 
   // Penalties see the prompt plus the generated tokens, as mlx-lm 0.32.2's generate_step
   // (the sampler keeps only the last penalty_context of them).
@@ -68,9 +93,12 @@ int run_generate(int argc, char** argv) {
   std::vector<int32_t> generated;
   std::string finish = "length";
   std::vector<int32_t> next_input = prompt_ids;
+  // With -p and no --json the text is printed as it is generated, each character once complete.
+  std::optional<StreamingDetokenizer> stream;
+  if (text_prompt && !json) stream.emplace(*tokenizer, false);
   while (static_cast<int64_t>(generated.size()) < n_new) {
-    SequenceInput in{next_input, &cache, LogitsMode::kLast};
     SequenceOutput out;
+    SequenceInput in{next_input, &cache, LogitsMode::kLast};
     model->forward({&in, 1}, {&out, 1}, pool);
     const int32_t tok = sampler.sample(out.logits, history);
     if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) {
@@ -78,6 +106,7 @@ int run_generate(int argc, char** argv) {
       break;
     }
     generated.push_back(tok);
+    if (stream) std::cout << stream->push(tok) << std::flush;
     history.push_back(tok);
     next_input.assign(1, tok);
   }
@@ -85,9 +114,12 @@ int run_generate(int argc, char** argv) {
   if (json) {
     nlohmann::ordered_json j;  // keys in the documented order
     j["ids"] = generated;
-    j["text"] = nullptr;  // no tokenizer yet
+    j["text"] = tokenizer ? nlohmann::ordered_json(tokenizer->decode(generated)) : nlohmann::ordered_json(nullptr);
     j["finish_reason"] = finish;
     std::cout << j.dump() << std::endl;
+  } else if (stream) {
+    std::cout << stream->flush() << std::endl;
+    QCODER_INFO("finish_reason: " << finish << ", " << generated.size() << " tokens");
   } else {
     for (size_t i = 0; i < generated.size(); ++i) std::cout << (i ? "," : "") << generated[i];
     std::cout << std::endl;

@@ -7,5 +7,9 @@ namespace qcoder::cli {
 int run_logits(int argc, char** argv);
 int run_generate(int argc, char** argv);
 int run_inspect(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_detokenize(int argc, char** argv);
+int run_template(int argc, char** argv);
+int run_parse_tools(int argc, char** argv);
 
 }  // namespace qcoder::cli

@@ -15,7 +15,11 @@ constexpr const char* kUsage =
     "commands:\n"
     "  generate   generate tokens from a prompt (greedy by default)\n"
     "  logits     write the model's logits for a token sequence as float32\n"
-    "  inspect    memory needed for weights, KV cache and buffers\n";
+    "  inspect    memory needed for weights, KV cache and buffers\n"
+    "  tokenize   print the token ids of a text as a JSON array\n"
+    "  detokenize write the text of token ids (raw UTF-8, no newline)\n"
+    "  template   render a chat request through the model's chat template\n"
+    "  parse-tools parse Qwen3-Coder tool calls in model output (stdin)\n";
 
 struct Command {
   const char* name;
@@ -26,6 +30,10 @@ constexpr Command kCommands[] = {
     {"generate", qcoder::cli::run_generate},
     {"logits", qcoder::cli::run_logits},
     {"inspect", qcoder::cli::run_inspect},
+    {"tokenize", qcoder::cli::run_tokenize},
+    {"detokenize", qcoder::cli::run_detokenize},
+    {"template", qcoder::cli::run_template},
+    {"parse-tools", qcoder::cli::run_parse_tools},
 };
 
 }  // namespace

@@ -153,5 +153,192 @@ TEST(Cli, HelpListsEveryFlag) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 
+
+
+// Tokenizer commands (issue 3): tokenize prints a bare JSON array, detokenize the exact text.
+const std::string kTokDir = std::string(QCODER_SOURCE_DIR) + "/tests/tokenizer/fixtures/qwen3-coder";
+
+TEST(Cli, TokenizePrintsABareJsonArray) {
+  Result r = run("tokenize -m " + kTokDir + " --text 'Hello, world!'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "[9707,11,1879,0]\n");
+  EXPECT_EQ(run("tokenize -m " + kTokDir + " --text ''").out, "[]\n");
+  // Special tokens are parsed unless --no-special; <tool_call> is not special and stays one token.
+  EXPECT_EQ(run("tokenize -m " + kTokDir + " --text '<|im_start|>user'").out, "[151644,872]\n");
+  EXPECT_EQ(run("tokenize -m " + kTokDir + " --text '<|im_start|>user' --no-special").out, "[27,91,318,4906,91,29,872]\n");
+  EXPECT_EQ(run("tokenize -m " + kTokDir + " --text '<<tool_call>>' --no-special").out, "[27,151657,29]\n");
+  // --file is raw bytes: the trailing newline and the NUL are tokens too.
+  testing::TempDir tmp;
+  const std::string file = tmp.file("in.txt");
+  std::ofstream(file, std::ios::binary) << std::string("x\0y\n", 4);
+  EXPECT_EQ(run("tokenize -m " + kTokDir + " --file " + file).out, "[87,188,88,198]\n");
+}
+
+TEST(Cli, TokenizeErrors) {
+  testing::TempDir tmp;
+  const std::string bad = tmp.file("bad.txt");
+  std::ofstream(bad, std::ios::binary) << "ok\xff";
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases = {
+      {"tokenize -m " + kTokDir + " --file " + bad, "not valid UTF-8"},
+      {"tokenize -m " + kTokDir, "--text"},
+      {"tokenize -m " + kTokDir + " --text a --file " + bad, "exactly one"},
+      {"tokenize -m " + kTokDir + " --file /nonexistent/x", "/nonexistent/x"},
+      {"tokenize -m /nonexistent --text a", "tokenizer.json"},
+      {"detokenize -m " + kTokDir + " --ids 1,x", "--ids"},
+      {"detokenize -m " + kTokDir + " --ids 151936", "151936"},
+      {"detokenize -m " + kModel + " --ids 1", "tokenizer.json"},
+  };
+  for (const Case& c : cases) {
+    Result r = run(c.args);
+    EXPECT_NE(r.code, 0) << c.args;
+    EXPECT_TRUE(r.out.empty()) << c.args << ": stdout " << r.out;
+    EXPECT_NE(r.last_err_line().find(c.expect), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+TEST(Cli, DetokenizeWritesTheExactText) {
+  Result r = run("detokenize -m " + kTokDir + " --ids 151644,872,198,151645");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "<|im_start|>user\n<|im_end|>");  // no trailing newline
+  EXPECT_EQ(run("detokenize -m " + kTokDir + " --ids 151644,872,198,151645 --skip-special").out, "user\n");
+  EXPECT_EQ(run("detokenize -m " + kTokDir + " --ids 151657,151645 --skip-special").out, "<tool_call>");
+  EXPECT_EQ(run("detokenize -m " + kTokDir + " --ids 151700,64").out, "a");  // a padding row is skipped
+  EXPECT_EQ(run("detokenize -m " + kTokDir + " --ids 172,253").out, "\xEF\xBF\xBD");
+  EXPECT_EQ(run("detokenize -m " + kTokDir + " --ids 172,253,246,222").out, "\xF0\x9F\x98\x80");
+  // With a config.json its vocab_size is the bound.
+  testing::TempDir tmp;
+  std::filesystem::copy_file(kTokDir + "/tokenizer.json", tmp.path() / "tokenizer.json");
+  std::ofstream(tmp.path() / "config.json") << "{\"vocab_size\": 151700}";
+  EXPECT_EQ(run("detokenize -m " + tmp.path().string() + " --ids 151680,64").out, "a");
+  EXPECT_NE(run("detokenize -m " + tmp.path().string() + " --ids 151700,64").code, 0);
+}
+
+TEST(Cli, GenerateTokenizesPromptAndFillsText) {
+  // The random-weight model (512 ids) with a tiny byte-level tokenizer whose ids fit in it.
+  testing::TempDir tmp;
+  for (const auto& e : std::filesystem::directory_iterator(kModel))
+    if (e.is_regular_file()) std::filesystem::copy_file(e.path(), tmp.path() / e.path().filename());
+  std::filesystem::copy_file(std::string(QCODER_SOURCE_DIR) + "/tests/tokenizer/fixtures/tiny/tokenizer.json",
+                             tmp.path() / "tokenizer.json");
+  const std::string dir = tmp.path().string();
+  const std::string ids = run("tokenize -m " + dir + " --text 'hello world'").out;
+  EXPECT_EQ(ids, "[259,264]\n");
+  Result by_text = run("generate -m " + dir + " -p 'hello world' -n 6 --json --ignore-eos");
+  ASSERT_EQ(by_text.code, 0) << by_text.err;
+  const auto j = nlohmann::json::parse(by_text.out);
+  ASSERT_TRUE(j["text"].is_string()) << by_text.out;
+  // The same as generating from the ids, and "text" is the detokenized ids.
+  const auto j_ids = nlohmann::json::parse(run("generate -m " + dir + " --ids 259,264 -n 6 --json --ignore-eos").out);
+  EXPECT_EQ(j_ids["ids"], j["ids"]);
+  EXPECT_EQ(j_ids["text"], j["text"]);
+  std::string id_list;
+  for (const auto& id : j["ids"]) {
+    if (!id_list.empty()) id_list += ',';
+    id_list += std::to_string(id.get<int>());
+  }
+  EXPECT_EQ(run("detokenize -m " + dir + " --ids " + id_list).out, j["text"].get<std::string>());
+  // Without --json the text is streamed, then one newline.
+  Result plain = run("generate -m " + dir + " -p 'hello world' -n 6 --ignore-eos");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(plain.out, j["text"].get<std::string>() + "\n");
+  EXPECT_NE(run("generate -m " + dir + " -p '' -n 2").code, 0);
+}
+
+}  // namespace
+}  // namespace qcoder
+
+// ---- chat templates and tool calls (issue 4)
+namespace qcoder {
+namespace {
+
+const std::string kChatData = std::string(QCODER_SOURCE_DIR) + "/tests/chat/data";
+
+TEST(Cli, TemplatePrintsTheRenderedPromptExactly) {
+  testing::TempDir tmp;
+  std::ifstream in(kChatData + "/template_public.jsonl");
+  int checked = 0;
+  for (std::string line; std::getline(in, line) && checked < 40; ++checked) {
+    const auto row = nlohmann::ordered_json::parse(line);
+    nlohmann::ordered_json req = {{"messages", row["messages"]}, {"tools", row["tools"]},
+                                  {"add_generation_prompt", row["add_generation_prompt"]}};
+    const std::string file = tmp.file("req.json");
+    std::ofstream(file) << req.dump();
+    const Result r = run("template -m " + kChatData + "/qwen3-coder --request " + file);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, row["rendered"].get<std::string>()) << row["id"];
+  }
+  EXPECT_EQ(checked, 40);
+}
+
+TEST(Cli, TemplateChatTemplateFlagAndErrors) {
+  testing::TempDir tmp;
+  const std::string req = tmp.file("req.json"), tmpl = tmp.file("t.jinja");
+  std::ofstream(req) << R"({"messages": [{"role": "user", "content": "hi"}], "greeting": "Hello"})";
+  std::ofstream(tmpl) << "{{ greeting }}, {{ messages[0].content }}{{ '!' if add_generation_prompt }}\n";
+  Result r = run("template --chat-template " + tmpl + " --request " + req);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hello, hi");  // extra variables pass through; no newline added
+  std::ofstream(tmpl) << "line one\n{% if true %}\n  {{ messages[0].content.nosuch() }}\n{% endif %}";
+  r = run("template --chat-template " + tmpl + " --request " + req);
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_NE(r.last_err_line().find("line 3, column"), std::string::npos) << r.err;
+  EXPECT_NE(r.last_err_line().find("UndefinedError"), std::string::npos) << r.err;
+  std::ofstream(tmpl) << "{% for x in y %}";
+  r = run("template --chat-template " + tmpl + " --request " + req);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.last_err_line().find("TemplateSyntaxError"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ParseToolsWholeAndStreamed) {
+  testing::TempDir tmp;
+  const std::string tools = tmp.file("tools.json"), text = tmp.file("out.txt");
+  std::ofstream(tools) << R"([{"type": "function", "function": {"name": "get_weather", "parameters":
+      {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}])";
+  const std::string output =
+      "Checking.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+      "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>";
+  std::ofstream(text, std::ios::binary) << output;
+  Result r = run("parse-tools --tools " + tools + " < " + text);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            R"({"content":"Checking.\n","tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Paris\", \"days\": 3}"}}]})"
+            "\n");
+  for (const char* chunk : {"1", "5", "4096"}) {
+    r = run("parse-tools --tools " + tools + " --stream --chunk-bytes " + chunk + " < " + text);
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string content, name, args;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      const auto d = nlohmann::json::parse(line);
+      if (d.contains("content")) content += d["content"].get<std::string>();
+      for (const auto& c : d.value("tool_calls", nlohmann::json::array())) {
+        if (c["function"].contains("name")) name = c["function"]["name"];
+        args += c["function"]["arguments"].get<std::string>();
+      }
+    }
+    EXPECT_EQ(content, "Checking.\n");
+    EXPECT_EQ(name, "get_weather");
+    EXPECT_EQ(args, R"({"city": "Paris", "days": 3})");
+  }
+  std::ofstream(text, std::ios::binary) << "no calls here";
+  r = run("parse-tools --tools " + tools + " < " + text);
+  EXPECT_EQ(r.out, "{\"content\":\"no calls here\",\"tool_calls\":[]}\n");
+  EXPECT_NE(run("parse-tools --tools " + text + " < " + text).code, 0);  // not JSON
+}
+
+TEST(Cli, GenerateChatNeedsAPrompt) {
+  Result r = run("generate -m " + kModel + " --chat --ids 1 -n 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.last_err_line().find("--chat needs -p"), std::string::npos) << r.err;
+  // The fixture has no chat template: the error names the missing template.
+  r = run("generate -m " + kModel + " --chat -p hi -n 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.last_err_line().find("chat template"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace qcoder
