@@ -3,6 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 VENV_PY := .venv/bin/python
 DEMO_MODEL ?= tests/fixtures/models/q4_g64
 # Set QCODER_SKIP_PEER_TESTS=1 to run without the reference venv (mlx-lm); the summary says so.
@@ -12,7 +13,7 @@ LIVE_FIXTURES := $(BUILD)/live-fixtures
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps venv build build-asan build-fuzz demo test test-asan fuzz fuzz-smoke peer-fixtures fixtures clean
+.PHONY: all deps venv build build-asan build-fuzz demo test test-asan test-tsan fuzz fuzz-smoke peer-fixtures fixtures bench clean
 
 all: build
 
@@ -64,6 +65,7 @@ test: build
 	rm -f $(BUILD)/parity-report-*.txt; \
 	QCODER_LIVE_FIXTURES="$$live" ctest --test-dir $(BUILD) -j $(JOBS) --output-on-failure; \
 	$(MAKE) --no-print-directory test-asan; \
+	$(MAKE) --no-print-directory test-tsan; \
 	$(MAKE) --no-print-directory fuzz-smoke; \
 	echo "== parity with mlx-lm (errors in sigma of the float64 logits; see docs/TESTING.md)"; \
 	cat $(BUILD)/parity-report-*.txt; \
@@ -73,5 +75,18 @@ test: build
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(ASAN_BUILD) -j $(JOBS) --output-on-failure
 
+# Speed on the benchmark model (12 layers of 30B-A3B shape, MLX 4-bit g64, ~4.6 GB, random
+# weights; generated once under BENCH_DIR, never in the repo). See docs/PERFORMANCE.md.
+BENCH_DIR ?= /tmp/qcoder-bench
+bench: build venv
+	@test -f $(BENCH_DIR)/m30b12/config.json || $(VENV_PY) bench/make_bench_model.py --out $(BENCH_DIR)/m30b12
+	@$(BUILD)/apps/qcoder bench -m $(BENCH_DIR)/m30b12
+
+# The threaded parts (engine scheduler, HTTP server) under ThreadSanitizer.
+test-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQCODER_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target engine_tests server_tests qcoder
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) -R '^(Engine|KvPaging|PrefixCache|ChoiceStream|OpenAiParams|HttpServer|TextBackend)|server_py_openai_api' --output-on-failure
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

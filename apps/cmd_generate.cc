@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "flags.h"
 #include "model/model.h"
+#include "parallel_cli.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,7 +45,9 @@ int run_generate(int argc, char** argv) {
   flags.add("--chat", &chat, "render -p TEXT as a user message through the chat template (generation prompt added)");
   flags.add("--chat-template", &chat_template_file, "with --chat: template file instead of the model's");
   flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
-  flags.add("-t,--threads", &threads, "threads (0 = all cores)");
+  flags.add("-t,--threads", &threads, "threads (0 = all cores; under mpirun: per rank, 0 = the cores / ranks)");
+  ParallelFlags parallel;
+  parallel.add_to(flags);
   if (!flags.parse(argc, argv)) return 0;
   if (flags.given("--ids") == flags.given("--prompt"))
     throw Error("give exactly one of --ids and -p/--prompt");
@@ -79,13 +82,18 @@ int run_generate(int argc, char** argv) {
   if (flags.given("--seed")) sp.seed = static_cast<uint64_t>(seed);  // else a random seed
 
   const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
-  std::unique_ptr<Model> model = Model::load(model_dir);
-  const ModelConfig& config = model->config();
+  // Under mpirun: this rank's shard; ranks other than 0 mirror rank 0's steps and print nothing.
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads);
+  if (session && !session->leader()) return session->follow();
+  std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir);
+  const ModelConfig& config = session ? session->config() : model->config();
   Sampler sampler(sp, static_cast<size_t>(config.vocab_size));
   const std::vector<int32_t> stop_ids =
       ignore_eos ? std::vector<int32_t>{} : load_stop_token_ids(model_dir, config);
-  ThreadPool pool(static_cast<int>(threads));
-  KvCache cache = model->new_cache(ctx);
+  std::unique_ptr<ThreadPool> pool = session ? nullptr : std::make_unique<ThreadPool>(static_cast<int>(threads));
+  std::optional<KvCache> cache;
+  if (!session) cache.emplace(model->new_cache(ctx));
+  const int64_t slot = session ? session->runner().open(ctx) : -1;
 
   // Penalties see the prompt plus the generated tokens, as mlx-lm 0.32.2's generate_step
   // (the sampler keeps only the last penalty_context of them).
@@ -98,8 +106,13 @@ int run_generate(int argc, char** argv) {
   if (text_prompt && !json) stream.emplace(*tokenizer, false);
   while (static_cast<int64_t>(generated.size()) < n_new) {
     SequenceOutput out;
-    SequenceInput in{next_input, &cache, LogitsMode::kLast};
-    model->forward({&in, 1}, {&out, 1}, pool);
+    if (session) {
+      const ParallelRunner::Step step{slot, next_input, LogitsMode::kLast};
+      session->runner().forward({&step, 1}, {&out, 1});
+    } else {
+      SequenceInput in{next_input, &*cache, LogitsMode::kLast};
+      model->forward({&in, 1}, {&out, 1}, *pool);
+    }
     const int32_t tok = sampler.sample(out.logits, history);
     if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end()) {
       finish = "stop";

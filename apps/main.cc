@@ -18,6 +18,9 @@ constexpr const char* kUsage =
     "  inspect    memory needed for weights, KV cache and buffers\n"
     "  tokenize   print the token ids of a text as a JSON array\n"
     "  detokenize write the text of token ids (raw UTF-8, no newline)\n"
+    "  bench      prompt/generation speed and % of the measured bandwidth roofline\n"
+    "  plan       place a model on N machines and estimate its decode speed\n"
+    "  serve      OpenAI-compatible HTTP server (continuous batching, paged KV, prefix cache)\n"
     "  template   render a chat request through the model's chat template\n"
     "  parse-tools parse Qwen3-Coder tool calls in model output (stdin)\n";
 
@@ -32,6 +35,9 @@ constexpr Command kCommands[] = {
     {"inspect", qcoder::cli::run_inspect},
     {"tokenize", qcoder::cli::run_tokenize},
     {"detokenize", qcoder::cli::run_detokenize},
+    {"bench", qcoder::cli::run_bench},
+    {"plan", qcoder::cli::run_plan},
+    {"serve", qcoder::cli::run_serve},
     {"template", qcoder::cli::run_template},
     {"parse-tools", qcoder::cli::run_parse_tools},
 };

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qcoder builds against (idempotent: skips what is present).
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev googletest
+pkgs=(build-essential cmake ninja-build nlohmann-json3-dev libgtest-dev googletest libhwy-dev
       clang-14 libclang-rt-14-dev
+      openmpi-bin libopenmpi-dev
+      chromium chromium-driver
       python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do

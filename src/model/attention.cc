@@ -1,68 +1,107 @@
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "kernels/reference/ops.h"
 #include "model/blocks.h"
 #include "model/linear.h"
 
 namespace qcoder {
+namespace {
+
+// A run of consecutive batch rows of one sequence: positions pos0 .. pos0 + len - 1.
+struct Segment {
+  int64_t row0 = 0, len = 0, pos0 = 0;
+  KvCache* cache = nullptr;
+};
+
+std::vector<Segment> segments_of(const BatchRows& rows) {
+  std::vector<Segment> segs;
+  for (int64_t r = 0; r < rows.size(); ++r) {
+    if (!segs.empty()) {
+      Segment& s = segs.back();
+      if (s.cache == rows.cache[r] && s.pos0 + s.len == rows.pos[r]) {
+        ++s.len;
+        continue;
+      }
+    }
+    segs.push_back(Segment{r, 1, rows.pos[r], rows.cache[r]});
+  }
+  return segs;
+}
+
+}  // namespace
 
 void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer, const float* h,
                      const BatchRows& rows, float* out, ThreadPool& pool) {
   const int64_t n = rows.size(), nh = c.num_attention_heads, nkv = c.num_key_value_heads,
-                hd = c.head_dim, group = nh / nkv;
+                hd = c.head_dim;
   std::vector<float> q(static_cast<size_t>(n * nh * hd)), k(static_cast<size_t>(n * nkv * hd)),
       v(static_cast<size_t>(n * nkv * hd));
-  apply_linear(w.q_proj, h, n, q.data(), pool);
-  apply_linear(w.k_proj, h, n, k.data(), pool);
-  apply_linear(w.v_proj, h, n, v.data(), pool);
+  {
+    const QMatrix* ms[] = {&w.q_proj, &w.k_proj, &w.v_proj};
+    float* ys[] = {q.data(), k.data(), v.data()};
+    apply_linears(ms, h, n, ys, pool);
+  }
+
+  // RoPE angles depend only on the position: computed once per forward call (double
+  // precision angles, as the reference), shared by every layer.
+  if (static_cast<int64_t>(rows.rope_cos.size()) != n * (hd / 2)) {
+    rows.rope_cos.resize(static_cast<size_t>(n * (hd / 2)));
+    rows.rope_sin.resize(rows.rope_cos.size());
+    pool.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        ref::rope_angles(rows.pos[r], hd, c.rope_theta, &rows.rope_cos[r * (hd / 2)], &rows.rope_sin[r * (hd / 2)]);
+    });
+  }
 
   // q/k norm (per head, before RoPE), RoPE, then store keys/values at their positions.
   pool.parallel_for(n, [&](int64_t begin, int64_t end) {
-    std::vector<float> cos(static_cast<size_t>(hd / 2)), sin(static_cast<size_t>(hd / 2));
     for (int64_t r = begin; r < end; ++r) {
-      ref::rope_angles(rows.pos[r], hd, c.rope_theta, cos.data(), sin.data());
+      const float* cs = &rows.rope_cos[r * (hd / 2)];
+      const float* sn = &rows.rope_sin[r * (hd / 2)];
       for (int64_t hh = 0; hh < nh; ++hh) {
         float* x = &q[(r * nh + hh) * hd];
-        ref::rms_norm(x, w.q_norm.data(), hd, c.rms_norm_eps, x);
-        ref::rope_rotate_half(x, hd, cos.data(), sin.data());
+        ops::rms_norm(x, w.q_norm.data(), hd, c.rms_norm_eps, x);
+        ops::rope_rotate_half(x, hd, cs, sn);
       }
       float* kc = rows.cache[r]->key_row(layer, rows.pos[r]);
       float* vc = rows.cache[r]->value_row(layer, rows.pos[r]);
       for (int64_t hh = 0; hh < nkv; ++hh) {
         float* x = &k[(r * nkv + hh) * hd];
-        ref::rms_norm(x, w.k_norm.data(), hd, c.rms_norm_eps, x);
-        ref::rope_rotate_half(x, hd, cos.data(), sin.data());
+        ops::rms_norm(x, w.k_norm.data(), hd, c.rms_norm_eps, x);
+        ops::rope_rotate_half(x, hd, cs, sn);
       }
       std::copy(&k[r * nkv * hd], &k[(r + 1) * nkv * hd], kc);
       std::copy(&v[r * nkv * hd], &v[(r + 1) * nkv * hd], vc);
     }
   });
 
-  // Causal attention: row r sees positions 0..pos[r] of its own sequence.
-  std::vector<float> attn(static_cast<size_t>(n * nh * hd));
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  pool.parallel_for(n * nh, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch;
-    std::vector<const float*> k_rows, v_rows;
-    int64_t rows_of = -1;  // the batch row whose key/value pointers are gathered
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t r = i / nh, hh = i % nh, kvh = hh / group;
-      const int64_t n_keys = rows.pos[r] + 1;
-      if (r != rows_of) {
-        KvCache& cache = *rows.cache[r];
-        k_rows.resize(static_cast<size_t>(n_keys));
-        v_rows.resize(static_cast<size_t>(n_keys));
-        for (int64_t t = 0; t < n_keys; ++t) {
-          k_rows[t] = cache.key_row(layer, t);
-          v_rows[t] = cache.value_row(layer, t);
-        }
-        scratch.resize(static_cast<size_t>(n_keys));
-        rows_of = r;
-      }
-      ref::attend_one_head(&q[i * hd], k_rows.data(), v_rows.data(), kvh * hd, n_keys, hd, scale,
-                           scratch.data(), &attn[i * hd]);
+  // Causal GQA attention, per sequence segment: the keys of positions 0..last are reached one
+  // position at a time through the cache (paged caches need no change here).
+  const ops::AttentionShape shape{nh, nkv, hd, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))};
+  const std::vector<Segment> segs = segments_of(rows);
+  std::vector<std::vector<const float*>> k_rows(segs.size()), v_rows(segs.size());
+  std::vector<int64_t> first_item(segs.size() + 1, 0);
+  for (size_t s = 0; s < segs.size(); ++s) {
+    const int64_t n_keys = segs[s].pos0 + segs[s].len;
+    k_rows[s].resize(static_cast<size_t>(n_keys));
+    v_rows[s].resize(static_cast<size_t>(n_keys));
+    for (int64_t t = 0; t < n_keys; ++t) {
+      k_rows[s][t] = segs[s].cache->key_row(layer, t);
+      v_rows[s][t] = segs[s].cache->value_row(layer, t);
     }
+    first_item[s + 1] = first_item[s] + ops::attention_items(shape, segs[s].len);
+  }
+  std::vector<float> attn(static_cast<size_t>(n * nh * hd));
+  std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()));
+  pool.parallel_items(first_item.back(), [&](int64_t item, int thread) {
+    const size_t s = static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), item) - first_item.begin() - 1);
+    const Segment& sg = segs[s];
+    ops::attention_item(shape, &q[sg.row0 * nh * hd], sg.len, sg.pos0 + sg.len, k_rows[s].data(),
+                        v_rows[s].data(), &attn[sg.row0 * nh * hd], item - first_item[s],
+                        scratch[static_cast<size_t>(thread)]);
   });
   apply_linear(w.o_proj, attn.data(), n, out, pool);
 }

@@ -17,6 +17,8 @@ struct BatchRows {
   std::vector<KvCache*> cache;  // per row: its sequence's cache
   std::vector<int64_t> pos;     // per row: absolute position (RoPE angle, causal limit)
   int64_t size() const { return static_cast<int64_t>(pos.size()); }
+  // RoPE cos/sin [rows, head_dim / 2], filled by the first attention block of a forward call.
+  mutable std::vector<float> rope_cos, rope_sin;
 };
 
 // Self-attention: q/k/v projections, per-head q/k RMSNorm, rotate-half RoPE, writes this

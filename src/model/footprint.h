@@ -1,9 +1,11 @@
-// Memory accounting for `qcoder inspect`: weights, KV cache and working buffers, from the
-// checkpoint when present or from config.json alone. GB = 10^9 bytes wherever printed.
+// Memory accounting for `qcoder inspect` and `qcoder plan`: weights (whole or by layer and
+// part), KV cache and working buffers, from the checkpoint when present or from config.json
+// alone. GB = 10^9 bytes wherever printed.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -35,5 +37,47 @@ uint64_t config_weight_bytes(const ModelConfig& config);
 // store may be null (config-only). ctx <= 0 means max_position_embeddings.
 Footprint estimate_footprint(const ModelConfig& config, const WeightStore* store, int64_t ctx,
                              int kv_bits);
+
+// The weights by part, for placing a model across machines (`qcoder plan`, the shard plans of
+// src/model/shard_plan.h). Same byte conventions as config_weight_bytes.
+struct LayerBytes {
+  uint64_t norms = 0;      // input/post-attention RMSNorm and the per-head q/k norms
+  uint64_t attention = 0;  // q, k, v and o projections
+  uint64_t router = 0;     // the MoE gate [num_experts, hidden]
+  uint64_t experts = 0;    // all experts' gate/up/down projections
+  uint64_t dense_mlp = 0;  // dense layers' gate/up/down projections
+  bool sparse = false;
+
+  uint64_t total() const { return norms + attention + router + experts + dense_mlp; }
+  // Bytes read to decode one token at batch 1: everything but the experts not chosen
+  // (k of E, rounded up to whole experts).
+  uint64_t active(int64_t experts_per_tok, int64_t num_experts) const;
+};
+
+struct ModelBytes {
+  uint64_t embed = 0;       // the embedding table
+  uint64_t head = 0;        // lm_head; 0 when tied to the embedding
+  uint64_t final_norm = 0;
+  uint64_t other = 0;       // checkpoint tensors the model does not use (from a store only)
+  std::vector<LayerBytes> layers;
+  bool tied = false;
+
+  uint64_t total() const;
+  // Bytes of the output projection, whether its own tensor or the tied embedding.
+  uint64_t head_matrix() const { return tied ? embed : head; }
+  // One row of the embedding table (what a token's lookup reads).
+  uint64_t embed_row(int64_t vocab_size) const;
+};
+
+// From config.json alone; total() == config_weight_bytes(config).
+ModelBytes model_bytes_from_config(const ModelConfig& config);
+// From the checkpoint's headers (exact tensor sizes; no data is read), grouped by name:
+// model.layers.N.* by part, model.embed_tokens.*, lm_head.*, model.norm.*, the rest in other.
+ModelBytes model_bytes_from_store(const ModelConfig& config, const WeightStore& store);
+
+// KV cache bytes per token of one layer (kv_bytes_per_token / num_hidden_layers).
+uint64_t kv_bytes_per_token_per_layer(const ModelConfig& config, int kv_bits);
+// Float32 working buffers of one decode step at context ctx (Footprint::activation_bytes).
+uint64_t activation_bytes(const ModelConfig& config, int64_t ctx);
 
 }  // namespace qcoder

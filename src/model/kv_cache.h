@@ -3,42 +3,107 @@
 //
 // Contract for every user (attention kernels included): rows are reached only through
 // key_row/value_row, one position at a time; rows of different positions are NOT assumed to be
-// contiguous, so the storage can become paged and shared between sequences without touching
-// the kernels. Today's storage is one growable buffer per layer.
+// contiguous. Storage is paged: fixed-size blocks of block_tokens positions, each block holding
+// every layer's keys and values for its positions, laid out [layer][k|v][token][row_floats].
+// Blocks come from a KvBlockAllocator and are reference-counted, so sequences can share the
+// blocks of a common prefix; a shared block is copied before it is written (copy on write).
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <vector>
 
+#include "core/error.h"
 #include "model/config.h"
 
 namespace qcoder {
 
+// Thrown when the allocator has no free block left (the server's KV budget is spent).
+class KvOutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
+// Where KV blocks come from. Not thread-safe: one owner (a scheduler, or one cache) uses it.
+class KvBlockAllocator {
+ public:
+  virtual ~KvBlockAllocator() = default;
+  virtual int64_t block_tokens() const = 0;  // positions per block, a power of two
+  // A fresh block holding one reference, or -1 when none can be had.
+  virtual int32_t allocate() = 0;
+  virtual void retain(int32_t block) = 0;
+  virtual void release(int32_t block) = 0;  // frees the block when the last reference goes
+  virtual int32_t ref_count(int32_t block) const = 0;
+  virtual float* block_data(int32_t block) = 0;  // block_floats() floats
+};
+
+// Floats in one block: layers * 2 (k, v) * block_tokens * kv_heads * head_dim.
+int64_t kv_block_floats(const ModelConfig& config, int64_t block_tokens);
+
 class KvCache {
  public:
+  // A cache with its own private block allocator (blocks of 64 positions on the heap).
   // max_tokens bounds the sequence length (at most the model's context).
   KvCache(const ModelConfig& config, int64_t max_tokens);
+  // A cache drawing blocks from a shared allocator (the server's paged pool).
+  KvCache(const ModelConfig& config, int64_t max_tokens, std::shared_ptr<KvBlockAllocator> blocks);
+  ~KvCache();
+  KvCache(KvCache&& other) noexcept;
+  KvCache& operator=(KvCache&& other) noexcept;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
   int64_t length() const { return length_; }  // tokens stored = RoPE position of the next one
   int64_t max_tokens() const { return max_tokens_; }
   int64_t row_floats() const { return row_floats_; }  // n_kv_heads * head_dim
+  int64_t block_tokens() const { return int64_t{1} << shift_; }
 
-  // Makes room for n more tokens in every layer (throws qcoder::Error past max_tokens).
+  // Makes room for n more tokens in every layer: allocates blocks and copies any shared block
+  // that the new positions fall in. Throws qcoder::Error past max_tokens and KvOutOfMemory
+  // when the allocator runs dry (blocks obtained so far stay attached; length is unchanged).
   void reserve_more(int64_t n);
+  // Blocks reserve_more(n) would take from the allocator (new ones and copies).
+  int64_t blocks_needed(int64_t n) const;
   // The key/value row (row_floats() floats) of `layer` at position `pos`.
-  float* key_row(int64_t layer, int64_t pos) { return &k_[layer][pos * row_floats_]; }
-  float* value_row(int64_t layer, int64_t pos) { return &v_[layer][pos * row_floats_]; }
+  float* key_row(int64_t layer, int64_t pos) {
+    return table_[static_cast<size_t>(pos >> shift_)] +
+           (((layer * 2) << shift_) + (pos & mask_)) * row_floats_;
+  }
+  float* value_row(int64_t layer, int64_t pos) {
+    return table_[static_cast<size_t>(pos >> shift_)] +
+           (((layer * 2 + 1) << shift_) + (pos & mask_)) * row_floats_;
+  }
   // Marks n more positions as filled (after every layer has written them).
   void commit(int64_t n) { length_ += n; }
-  // Drops positions past n (n <= length), as mlx-lm's trim.
+  // Drops positions past n (n <= length), as mlx-lm's trim; whole blocks past n are released.
   void truncate(int64_t n);
-  uint64_t bytes() const;
+  // Releases every block; length becomes 0.
+  void clear() { truncate(0); }
+
+  // Starts an empty cache on already-computed blocks (a cached prefix): takes a reference to
+  // each and sets length = tokens, which must lie within them. The blocks must come from
+  // this cache's allocator.
+  void attach_prefix(std::span<const int32_t> blocks, int64_t tokens);
+  // The blocks holding positions [0, length) (and possibly reserved ones after).
+  std::span<const int32_t> blocks() const { return ids_; }
+
+  uint64_t bytes() const;  // memory of the blocks this cache references
 
  private:
-  int64_t row_floats_;
-  int64_t max_tokens_;
+  void release_all();
+  void append_block();        // throws KvOutOfMemory
+  void make_private(size_t);  // copy-on-write of block i
+
+  int64_t row_floats_ = 0;
+  int64_t layers_ = 0;
+  int64_t max_tokens_ = 0;
   int64_t length_ = 0;
-  std::vector<std::vector<float>> k_, v_;
+  int shift_ = 0;
+  int64_t mask_ = 0;
+  std::shared_ptr<KvBlockAllocator> alloc_;
+  std::vector<int32_t> ids_;   // block ids, in position order
+  std::vector<float*> table_;  // their data, for key_row/value_row
 };
 
 }  // namespace qcoder

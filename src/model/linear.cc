@@ -1,13 +1,71 @@
 #include "model/linear.h"
 
-#include "kernels/reference/quant_ref.h"
+#include <algorithm>
 
 namespace qcoder {
+namespace {
+
+// Rows per work item: a panel small enough to balance two threads on a 768-row expert and
+// large enough that handing it out costs nothing next to streaming its weights.
+constexpr int64_t kPanelRows = 16;
+
+bool same_format(const QMatrix& a, const QMatrix& b) {
+  return a.spec == b.spec && a.cols == b.cols;
+}
+
+}  // namespace
+
+void prepare_linear_input(const QMatrix& m, const float* X, int64_t n, ops::PreparedActs& out,
+                          ThreadPool& pool, const int32_t* row_ids) {
+  ops::prepare_acts_init(m, X, n, out, row_ids);
+  // Rows are independent; small batches are not worth a parallel region.
+  const int64_t min_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, m.cols));
+  pool.parallel_for(
+      n, [&](int64_t b, int64_t e) { ops::prepare_acts_rows(m, X, out, b, e, row_ids); }, min_rows);
+}
+
+void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
+  std::vector<int64_t> first(jobs.size() + 1, 0);  // first panel of each job
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const int64_t panels = jobs[j].n_tokens > 0 ? (jobs[j].m->rows + kPanelRows - 1) / kPanelRows : 0;
+    first[j + 1] = first[j] + panels;
+  }
+  const int64_t total = first.back();
+  if (total == 0) return;
+  const auto run_panel = [&](int64_t item, int) {
+    const size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
+    const LinearJob& job = jobs[j];
+    const int64_t r0 = (item - first[j]) * kPanelRows;
+    const int64_t r1 = std::min(job.m->rows, r0 + kPanelRows);
+    ops::matmul(*job.m, *job.acts, job.tokens, job.n_tokens, job.Y, job.ldy, r0, r1);
+  };
+  pool.parallel_items(total, run_panel);
+}
+
+void apply_linears(std::span<const QMatrix* const> ms, const float* X, int64_t n,
+                   std::span<float* const> Ys, ThreadPool& pool) {
+  if (n <= 0) return;
+  std::vector<ops::PreparedActs> acts;
+  std::vector<size_t> which(ms.size());
+  std::vector<const QMatrix*> formats;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    size_t f = 0;
+    while (f < formats.size() && !same_format(*formats[f], *ms[i])) ++f;
+    if (f == formats.size()) formats.push_back(ms[i]);
+    which[i] = f;
+  }
+  acts.resize(formats.size());
+  for (size_t f = 0; f < formats.size(); ++f) prepare_linear_input(*formats[f], X, n, acts[f], pool);
+  std::vector<LinearJob> jobs(ms.size());
+  for (size_t i = 0; i < ms.size(); ++i)
+    jobs[i] = LinearJob{ms[i], &acts[which[i]], nullptr, n, Ys[i], ms[i]->rows};
+  run_linear_jobs(jobs, pool);
+}
 
 void apply_linear(const QMatrix& m, const float* X, int64_t n, float* Y, ThreadPool& pool) {
-  if (n <= 0) return;
-  pool.parallel_for(
-      m.rows, [&](int64_t begin, int64_t end) { ref::matmul_rows(m, X, n, Y, begin, end); }, 16);
+  const QMatrix* ms[] = {&m};
+  float* ys[] = {Y};
+  apply_linears(ms, X, n, ys, pool);
 }
 
 }  // namespace qcoder

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kernels/ops.h"
 #include "kernels/reference/ops.h"
 #include "kernels/reference/quant_ref.h"
 #include "model/blocks.h"
@@ -22,12 +23,23 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   return m;
 }
 
+std::unique_ptr<Model> Model::load_part(const std::string& dir, const ModelConfig& part,
+                                        const WeightSelection& selection) {
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = dir;
+  const ModelConfig whole = load_model_config(dir);
+  m->store_ = WeightStore::open_dir(dir);  // headers only: pages are touched by the forward pass
+  m->weights_ = bind_weights(whole, *m->store_, selection);
+  m->config_ = part;
+  return m;
+}
+
 KvCache Model::new_cache(int64_t max_tokens) const {
   return KvCache(config_, max_tokens > 0 ? max_tokens : config_.max_position_embeddings);
 }
 
 void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
-                    ThreadPool& pool, ForwardTrace* trace) const {
+                    ThreadPool& pool, ForwardTrace* trace, const ForwardHooks* hooks) const {
   const ModelConfig& c = config_;
   const int64_t H = c.hidden_size, V = c.vocab_size;
   if (out.size() != batch.size()) throw Error("forward: output span size differs from batch size");
@@ -62,25 +74,33 @@ void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutp
 
   // x: the residual stream [n, H]; h: normed input of a block; r: a block's output.
   std::vector<float> x(static_cast<size_t>(n * H)), h(x.size()), r(x.size());
-  pool.parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) ref::dequantize_row(weights_.embed, ids[i], &x[i * H]);
-  });
+  if (hooks && hooks->input) {
+    hooks->input(x.data(), n);
+  } else {
+    pool.parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ref::dequantize_row(weights_.embed, ids[i], &x[i * H]);
+    });
+  }
   if (trace) trace->routes.assign(static_cast<size_t>(c.num_hidden_layers), {});
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
-    for (int64_t i = 0; i < n; ++i) ref::rms_norm(&x[i * H], w.input_norm.data(), H, c.rms_norm_eps, &h[i * H]);
-    attention_block(c, w, l, h.data(), rows, r.data(), pool);
+    for (int64_t i = 0; i < n; ++i) ops::rms_norm(&x[i * H], w.input_norm.data(), H, c.rms_norm_eps, &h[i * H]);
+    if (c.num_key_value_heads > 0) attention_block(c, w, l, h.data(), rows, r.data(), pool);
+    else std::fill(r.begin(), r.end(), 0.0f);  // a rank without heads: a zero partial
+    if (hooks && hooks->reduce_attention) hooks->reduce_attention(r.data(), r.size());
     for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
-    for (int64_t i = 0; i < n; ++i) ref::rms_norm(&x[i * H], w.post_norm.data(), H, c.rms_norm_eps, &h[i * H]);
+    for (int64_t i = 0; i < n; ++i) ops::rms_norm(&x[i * H], w.post_norm.data(), H, c.rms_norm_eps, &h[i * H]);
     if (w.sparse) {
       moe_block(c, w, h.data(), n, r.data(), pool, trace ? &trace->routes[l] : nullptr);
+      if (hooks && hooks->reduce_moe) hooks->reduce_moe(r.data(), r.size());
     } else {
       dense_mlp_block(c, w, h.data(), n, r.data(), pool);
       if (trace) trace->routes[l].assign(static_cast<size_t>(n * c.num_experts_per_tok), -1);
     }
     for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
   }
+  if (hooks && hooks->output) hooks->output(x.data(), n);
 
   // Final norm and the output head, only on the rows whose logits are wanted.
   int64_t row0 = 0;
@@ -90,11 +110,12 @@ void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutp
     SequenceOutput& o = out[s];
     const int64_t first = in.logits == LogitsMode::kAll ? 0 : len - 1;
     o.rows = in.logits == LogitsMode::kNone || len == 0 ? 0 : len - first;
+    if (hooks && !hooks->logits) o.rows = 0;
     o.logits.assign(static_cast<size_t>(o.rows * V), 0.0f);
     if (o.rows > 0) {
       std::vector<float> normed(static_cast<size_t>(o.rows * H));
       for (int64_t i = 0; i < o.rows; ++i)
-        ref::rms_norm(&x[(row0 + first + i) * H], weights_.final_norm.data(), H, c.rms_norm_eps,
+        ops::rms_norm(&x[(row0 + first + i) * H], weights_.final_norm.data(), H, c.rms_norm_eps,
                       &normed[i * H]);
       apply_linear(weights_.lm_head, normed.data(), o.rows, o.logits.data(), pool);
     }

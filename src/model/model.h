@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,10 +40,28 @@ struct ForwardTrace {
   std::vector<std::vector<int32_t>> routes;
 };
 
+// Lets one rank of a sharded model (model/parallel_model.h) run this same forward pass on its
+// part of the model; null hooks = the whole model in one process.
+struct ForwardHooks {
+  // Fills the residual stream x [rows, hidden] in place of the embedding lookup (a pipeline
+  // stage after the first).
+  std::function<void(float* x, int64_t rows)> input;
+  // Receives x [rows, hidden] after the last layer (a pipeline stage before the last).
+  std::function<void(const float* x, int64_t rows)> output;
+  // Sum a block's partial output [rows * hidden] over the ranks of a stage (split heads /
+  // experts). Called on every layer, on every rank of the stage.
+  std::function<void(float* r, size_t count)> reduce_attention, reduce_moe;
+  bool logits = true;  // false: no final norm or head here (out[i].rows = 0)
+};
+
 class Model {
  public:
   // Opens DIR: config.json, the safetensors shards (mapped, not read) and binds the weights.
   static std::unique_ptr<Model> load(const std::string& dir);
+  // One rank's part (model/shard_plan.h): binds only `selection` of DIR's weights; `part` is
+  // the config its forward pass and KV caches see (its layers, its attention heads).
+  static std::unique_ptr<Model> load_part(const std::string& dir, const ModelConfig& part,
+                                          const WeightSelection& selection);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -56,7 +75,7 @@ class Model {
   // out[i] per batch[i].logits. Throws qcoder::Error on bad token ids or a full cache, before
   // any cache is modified.
   void forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out, ThreadPool& pool,
-               ForwardTrace* trace = nullptr) const;
+               ForwardTrace* trace = nullptr, const ForwardHooks* hooks = nullptr) const;
 
  private:
   Model() = default;

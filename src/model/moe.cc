@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "kernels/reference/ops.h"
 #include "model/blocks.h"
 #include "model/linear.h"
@@ -8,14 +9,83 @@
 namespace qcoder {
 namespace {
 
+// Indices of the k largest of p[0..n), best first; ties to the higher index (as ref::top_k_desc,
+// without its allocation and sort: k passes over a few hundred values).
+void top_k(const float* p, int64_t n, int64_t k, int32_t* out) {
+  for (int64_t j = 0; j < k; ++j) {
+    int32_t best = -1;
+    for (int64_t e = n - 1; e >= 0; --e) {
+      bool taken = false;
+      for (int64_t i = 0; i < j; ++i) taken |= out[i] == e;
+      if (taken) continue;
+      if (best < 0 || p[e] > p[best]) best = static_cast<int32_t>(e);
+    }
+    out[j] = best;
+  }
+}
+
+// The routed rows of one batch: slots (row r, choice j) grouped by expert.
+struct Routing {
+  std::vector<int32_t> chosen;     // [n, k] expert ids, best first
+  std::vector<float> weight;       // [n, k]
+  std::vector<int64_t> first;      // [E + 1]: expert e's slots are order[first[e] .. first[e+1])
+  std::vector<int32_t> order;      // slot ids s = r*k + j, grouped by expert, ascending within
+  std::vector<int32_t> token;      // [n*k]: token row of order[i]
+  std::vector<int32_t> position;   // [n*k]: where slot s sits in `order`
+};
+
+Routing route(const ModelConfig& c, const float* logits, int64_t n, ThreadPool& pool,
+              std::vector<int32_t>* routes, std::vector<float>& probs) {
+  const int64_t E = c.num_experts, k = c.num_experts_per_tok;
+  Routing rt;
+  rt.chosen.resize(static_cast<size_t>(n * k));
+  rt.weight.resize(static_cast<size_t>(n * k));
+  probs.assign(logits, logits + n * E);
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      float* p = &probs[r * E];
+      ops::softmax(p, E);
+      int32_t* ids = &rt.chosen[r * k];
+      top_k(p, E, k, ids);
+      double sum = 0.0;
+      for (int64_t j = 0; j < k; ++j) sum += p[ids[j]];
+      for (int64_t j = 0; j < k; ++j)
+        rt.weight[r * k + j] = c.norm_topk_prob ? static_cast<float>(p[ids[j]] / sum) : p[ids[j]];
+    }
+  }, 8);
+  if (routes)
+    for (int64_t r = 0; r < n; ++r) {
+      std::vector<int32_t> sorted(&rt.chosen[r * k], &rt.chosen[(r + 1) * k]);
+      std::sort(sorted.begin(), sorted.end());
+      routes->insert(routes->end(), sorted.begin(), sorted.end());
+    }
+  rt.first.assign(static_cast<size_t>(E + 1), 0);
+  for (int32_t e : rt.chosen) ++rt.first[e + 1];
+  for (int64_t e = 0; e < E; ++e) rt.first[e + 1] += rt.first[e];
+  rt.order.resize(rt.chosen.size());
+  rt.token.resize(rt.chosen.size());
+  rt.position.resize(rt.chosen.size());
+  std::vector<int64_t> fill(rt.first.begin(), rt.first.end() - 1);
+  for (int64_t s = 0; s < n * k; ++s) {
+    const int64_t at = fill[rt.chosen[s]]++;
+    rt.order[at] = static_cast<int32_t>(s);
+    rt.token[at] = static_cast<int32_t>(s / k);
+    rt.position[s] = static_cast<int32_t>(at);
+  }
+  return rt;
+}
+
 // SwiGLU MLP for n rows: down(silu(gate x) * up x).
 void swiglu_mlp(const QMatrix& gate, const QMatrix& up, const QMatrix& down, const float* x,
                 int64_t n, float* out, ThreadPool& pool) {
   const int64_t I = gate.rows;
   std::vector<float> g(static_cast<size_t>(n * I)), u(static_cast<size_t>(n * I));
-  apply_linear(gate, x, n, g.data(), pool);
-  apply_linear(up, x, n, u.data(), pool);
-  ref::swiglu(g.data(), u.data(), n * I, g.data());
+  const QMatrix* ms[] = {&gate, &up};
+  float* ys[] = {g.data(), u.data()};
+  apply_linears(ms, x, n, ys, pool);
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    ops::swiglu(&g[b * I], &u[b * I], (e - b) * I, &g[b * I]);
+  });
   apply_linear(down, g.data(), n, out, pool);
 }
 
@@ -23,56 +93,63 @@ void swiglu_mlp(const QMatrix& gate, const QMatrix& up, const QMatrix& down, con
 
 void moe_block(const ModelConfig& c, const LayerWeights& w, const float* h, int64_t n, float* out,
                ThreadPool& pool, std::vector<int32_t>* routes) {
-  const int64_t E = c.num_experts, k = c.num_experts_per_tok, H = c.hidden_size;
-  std::vector<float> probs(static_cast<size_t>(n * E));
-  apply_linear(w.router, h, n, probs.data(), pool);
+  const int64_t E = c.num_experts, k = c.num_experts_per_tok, H = c.hidden_size,
+                I = c.moe_intermediate_size;
+  std::vector<float> logits(static_cast<size_t>(n * E)), probs;
+  apply_linear(w.router, h, n, logits.data(), pool);
+  const Routing rt = route(c, logits.data(), n, pool, routes, probs);
 
-  // Per row: chosen experts (best first) and their weights.
-  std::vector<int32_t> chosen(static_cast<size_t>(n * k));
-  std::vector<float> weight(static_cast<size_t>(n * k));
-  for (int64_t r = 0; r < n; ++r) {
-    float* p = &probs[r * E];
-    ref::softmax(p, E);
-    int32_t* ids = &chosen[r * k];
-    ref::top_k_desc(p, E, k, ids);
-    double sum = 0.0;
-    for (int64_t j = 0; j < k; ++j) sum += p[ids[j]];
-    for (int64_t j = 0; j < k; ++j)
-      weight[r * k + j] = c.norm_topk_prob ? static_cast<float>(p[ids[j]] / sum) : p[ids[j]];
-    if (routes) {
-      std::vector<int32_t> sorted(ids, ids + k);
-      std::sort(sorted.begin(), sorted.end());
-      routes->insert(routes->end(), sorted.begin(), sorted.end());
-    }
+  // Every expert's weights are streamed once for all the rows routed to it: the gate/up
+  // products of all experts run as one parallel region over (expert, row panel), then the
+  // down products. Rows are prepared once (per distinct format) and gathered by index.
+  // Experts outside this rank's share (expert parallelism) are empty views: they contribute
+  // zero, and the formats are taken from a bound expert.
+  const int64_t slots = n * k;
+  std::vector<float> g(static_cast<size_t>(slots * I)), u(g.size()), y(static_cast<size_t>(slots * H));
+  int64_t e0 = 0;
+  while (e0 < E && w.gate_proj.experts[e0].rows == 0) ++e0;
+  if (e0 == E) {
+    std::fill(out, out + n * H, 0.0f);
+    return;
   }
-
-  // Group rows by expert so each expert's weights are streamed once for the whole batch.
-  // expert_out[r*k + j] holds row r's output from its j-th choice; the weighted sum runs in
-  // choice order per row afterwards, so the result does not depend on the grouping.
-  std::vector<float> expert_out(static_cast<size_t>(n * k * H));
-  std::vector<std::vector<int64_t>> slots(static_cast<size_t>(E));  // (r*k + j) per expert
-  for (int64_t s = 0; s < n * k; ++s) slots[chosen[s]].push_back(s);
-  std::vector<float> xin, yout;
+  ops::PreparedActs xa, xb, ya;
+  std::vector<LinearJob> jobs;
+  const QMatrix& g0 = w.gate_proj.experts[e0];
+  const QMatrix& u0 = w.up_proj.experts[e0];
+  prepare_linear_input(g0, h, n, xa, pool);
+  const bool same = g0.spec == u0.spec && g0.cols == u0.cols;
+  if (!same) prepare_linear_input(u0, h, n, xb, pool);
   for (int64_t e = 0; e < E; ++e) {
-    const auto& sl = slots[e];
-    if (sl.empty()) continue;
-    const int64_t m = static_cast<int64_t>(sl.size());
-    xin.resize(static_cast<size_t>(m * H));
-    yout.resize(static_cast<size_t>(m * H));
-    for (int64_t i = 0; i < m; ++i) std::copy(h + (sl[i] / k) * H, h + (sl[i] / k + 1) * H, &xin[i * H]);
-    swiglu_mlp(w.gate_proj.experts[e], w.up_proj.experts[e], w.down_proj.experts[e], xin.data(), m,
-               yout.data(), pool);
-    for (int64_t i = 0; i < m; ++i) std::copy(&yout[i * H], &yout[(i + 1) * H], &expert_out[sl[i] * H]);
+    const int64_t cnt = rt.first[e + 1] - rt.first[e];
+    if (cnt == 0 || w.gate_proj.experts[e].rows == 0) continue;
+    const int32_t* tok = &rt.token[rt.first[e]];
+    jobs.push_back({&w.gate_proj.experts[e], &xa, tok, cnt, &g[rt.first[e] * I], I});
+    jobs.push_back({&w.up_proj.experts[e], same ? &xa : &xb, tok, cnt, &u[rt.first[e] * I], I});
   }
-  for (int64_t r = 0; r < n; ++r) {
-    float* o = out + r * H;
-    std::fill(o, o + H, 0.0f);
-    for (int64_t j = 0; j < k; ++j) {
-      const float wj = weight[r * k + j];
-      const float* y = &expert_out[(r * k + j) * H];
-      for (int64_t d = 0; d < H; ++d) o[d] += wj * y[d];
+  run_linear_jobs(jobs, pool);
+  pool.parallel_for(slots, [&](int64_t b, int64_t e) {
+    ops::swiglu(&g[b * I], &u[b * I], (e - b) * I, &g[b * I]);
+  });
+  prepare_linear_input(w.down_proj.experts[e0], g.data(), slots, ya, pool);
+  jobs.clear();
+  std::vector<int32_t> ident(static_cast<size_t>(slots));
+  for (int64_t i = 0; i < slots; ++i) ident[i] = static_cast<int32_t>(i);
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t cnt = rt.first[e + 1] - rt.first[e];
+    if (cnt == 0 || w.down_proj.experts[e].rows == 0) continue;
+    jobs.push_back({&w.down_proj.experts[e], &ya, &ident[rt.first[e]], cnt, &y[rt.first[e] * H], H});
+  }
+  run_linear_jobs(jobs, pool);
+
+  // Weighted sum in choice order per row (independent of the grouping).
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      float* o = out + r * H;
+      std::fill(o, o + H, 0.0f);
+      for (int64_t j = 0; j < k; ++j)
+        ops::axpy(rt.weight[r * k + j], &y[rt.position[r * k + j] * H], H, o);
     }
-  }
+  });
 }
 
 void dense_mlp_block(const ModelConfig& c, const LayerWeights& w, const float* h, int64_t n,

@@ -139,18 +139,24 @@ class Binder {
     return out;
   }
 
-  ExpertStack experts(const std::string& mlp, const std::string& name, int64_t rows, int64_t cols) {
+  // Experts [first, last) are bound; the others stay empty views.
+  ExpertStack experts(const std::string& mlp, const std::string& name, int64_t rows, int64_t cols,
+                      int64_t first, int64_t last) {
     ExpertStack stack;
     const std::string switch_path = mlp + ".switch_mlp." + name;
     if (store_.contains(switch_path + ".weight")) {
       stack.experts = stacked(switch_path, config_.num_experts, rows, cols);
+      for (int64_t e = 0; e < config_.num_experts; ++e)
+        if (e < first || e >= last) stack.experts[static_cast<size_t>(e)] = QMatrix{};
       return stack;
     }
     if (!store_.contains(mlp + ".experts.0." + name + ".weight"))
       throw Error(store_.dir() + ": missing tensor " + switch_path + ".weight (nor per-expert " +
                   mlp + ".experts.0." + name + ".weight)");
     for (int64_t e = 0; e < config_.num_experts; ++e)
-      stack.experts.push_back(linear(mlp + ".experts." + std::to_string(e) + "." + name, rows, cols));
+      stack.experts.push_back(e < first || e >= last
+                                  ? QMatrix{}
+                                  : linear(mlp + ".experts." + std::to_string(e) + "." + name, rows, cols));
     return stack;
   }
 
@@ -181,49 +187,141 @@ class Binder {
 }  // namespace
 
 ModelWeights bind_weights(const ModelConfig& c, const WeightStore& store) {
+  return bind_weights(c, store, WeightSelection{});
+}
+
+ModelWeights bind_weights(const ModelConfig& c, const WeightStore& store, const WeightSelection& sel) {
+  const int64_t L = c.num_hidden_layers;
+  const int64_t layer_begin = sel.layer_begin, layer_end = sel.layer_end < 0 ? L : sel.layer_end;
+  const int64_t kv_begin = sel.kv_head_begin, kv_end = sel.kv_head_end < 0 ? c.num_key_value_heads : sel.kv_head_end;
+  if (layer_begin < 0 || layer_begin > layer_end || layer_end > L)
+    throw Error("bind_weights: layer range [" + std::to_string(layer_begin) + ", " + std::to_string(layer_end) +
+                ") is outside the model's " + std::to_string(L) + " layers");
+  if (kv_begin < 0 || kv_begin > kv_end || kv_end > c.num_key_value_heads)
+    throw Error("bind_weights: KV head range [" + std::to_string(kv_begin) + ", " + std::to_string(kv_end) +
+                ") is outside the model's " + std::to_string(c.num_key_value_heads) + " KV heads");
+  const bool full = layer_begin == 0 && layer_end == L && sel.embed && sel.head && kv_begin == 0 &&
+                    kv_end == c.num_key_value_heads && !sel.expert_range;
   Binder b(c, store);
   ModelWeights w;
+  w.first_layer = layer_begin;
   const int64_t H = c.hidden_size, hd = c.head_dim;
-  w.embed = b.linear("model.embed_tokens", c.vocab_size, H);
-  if (c.tie_word_embeddings) {
-    w.lm_head = w.embed;
-    if (store.contains("lm_head.weight"))
-      QCODER_WARN("tie_word_embeddings is true: ignoring lm_head.weight, as mlx-lm does");
-  } else {
-    w.lm_head = b.linear("lm_head", c.vocab_size, H);
+  if (sel.embed || (sel.head && c.tie_word_embeddings)) {
+    QMatrix embed = b.linear("model.embed_tokens", c.vocab_size, H);
+    if (sel.embed) w.embed = embed;
+    if (sel.head && c.tie_word_embeddings) w.lm_head = embed;
   }
-  w.final_norm = b.norm("model.norm", H);
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+  if (sel.head) {
+    if (c.tie_word_embeddings) {
+      if (store.contains("lm_head.weight"))
+        QCODER_WARN("tie_word_embeddings is true: ignoring lm_head.weight, as mlx-lm does");
+    } else {
+      w.lm_head = b.linear("lm_head", c.vocab_size, H);
+    }
+    w.final_norm = b.norm("model.norm", H);
+  }
+  // Query heads per KV head; the kept heads are a contiguous run of whole groups.
+  const int64_t group = c.num_key_value_heads > 0 ? c.num_attention_heads / c.num_key_value_heads : 0;
+  const int64_t q_begin = kv_begin * group * hd, q_end = kv_end * group * hd;
+  uint64_t sharded_bytes = 0;  // bytes of the views kept, when not everything is bound
+  for (int64_t i = layer_begin; i < layer_end; ++i) {
     const std::string p = "model.layers." + std::to_string(i);
-    LayerWeights L;
-    L.input_norm = b.norm(p + ".input_layernorm", H);
-    L.post_norm = b.norm(p + ".post_attention_layernorm", H);
-    L.q_norm = b.norm(p + ".self_attn.q_norm", hd);
-    L.k_norm = b.norm(p + ".self_attn.k_norm", hd);
-    L.q_proj = b.linear(p + ".self_attn.q_proj", c.num_attention_heads * hd, H);
-    L.k_proj = b.linear(p + ".self_attn.k_proj", c.num_key_value_heads * hd, H);
-    L.v_proj = b.linear(p + ".self_attn.v_proj", c.num_key_value_heads * hd, H);
-    L.o_proj = b.linear(p + ".self_attn.o_proj", H, c.num_attention_heads * hd);
-    L.sparse = c.is_sparse_layer(i);
+    LayerWeights Lw;
+    Lw.input_norm = b.norm(p + ".input_layernorm", H);
+    Lw.post_norm = b.norm(p + ".post_attention_layernorm", H);
+    Lw.q_norm = b.norm(p + ".self_attn.q_norm", hd);
+    Lw.k_norm = b.norm(p + ".self_attn.k_norm", hd);
+    Lw.q_proj = b.linear(p + ".self_attn.q_proj", c.num_attention_heads * hd, H);
+    Lw.k_proj = b.linear(p + ".self_attn.k_proj", c.num_key_value_heads * hd, H);
+    Lw.v_proj = b.linear(p + ".self_attn.v_proj", c.num_key_value_heads * hd, H);
+    Lw.o_proj = b.linear(p + ".self_attn.o_proj", H, c.num_attention_heads * hd);
+    if (kv_begin != 0 || kv_end != c.num_key_value_heads) {
+      Lw.q_proj = row_slice(Lw.q_proj, q_begin, q_end);
+      Lw.k_proj = row_slice(Lw.k_proj, kv_begin * hd, kv_end * hd);
+      Lw.v_proj = row_slice(Lw.v_proj, kv_begin * hd, kv_end * hd);
+      try {
+        Lw.o_proj = col_slice(Lw.o_proj, q_begin, q_end);
+      } catch (const Error& e) {
+        throw Error(p + ".self_attn.o_proj: cannot split the attention heads here: " + e.what());
+      }
+    }
+    for (const char* norm : {".input_layernorm", ".post_attention_layernorm", ".self_attn.q_norm", ".self_attn.k_norm"})
+      sharded_bytes += store.get(p + norm + ".weight").nbytes;
+    sharded_bytes += Lw.q_proj.storage_bytes() +
+                     Lw.k_proj.storage_bytes() + Lw.v_proj.storage_bytes() + Lw.o_proj.storage_bytes();
+    Lw.sparse = c.is_sparse_layer(i);
     const std::string mlp = p + ".mlp";
-    if (L.sparse) {
+    if (Lw.sparse) {
       const int64_t I = c.moe_intermediate_size;
-      L.router = b.linear(mlp + ".gate", c.num_experts, H);
-      L.gate_proj = b.experts(mlp, "gate_proj", I, H);
-      L.up_proj = b.experts(mlp, "up_proj", I, H);
-      L.down_proj = b.experts(mlp, "down_proj", H, I);
+      const auto [first, last] = sel.expert_range ? sel.expert_range(i) : std::pair<int64_t, int64_t>{0, c.num_experts};
+      if (first < 0 || first > last || last > c.num_experts)
+        throw Error("bind_weights: expert range [" + std::to_string(first) + ", " + std::to_string(last) +
+                    ") of layer " + std::to_string(i) + " is outside its " + std::to_string(c.num_experts) + " experts");
+      Lw.router = b.linear(mlp + ".gate", c.num_experts, H);
+      Lw.gate_proj = b.experts(mlp, "gate_proj", I, H, first, last);
+      Lw.up_proj = b.experts(mlp, "up_proj", I, H, first, last);
+      Lw.down_proj = b.experts(mlp, "down_proj", H, I, first, last);
+      sharded_bytes += Lw.router.storage_bytes();
+      for (const ExpertStack* st : {&Lw.gate_proj, &Lw.up_proj, &Lw.down_proj})
+        for (const QMatrix& m : st->experts) sharded_bytes += m.storage_bytes();
     } else {
       const int64_t I = c.intermediate_size;
-      L.mlp_gate = b.linear(mlp + ".gate_proj", I, H);
-      L.mlp_up = b.linear(mlp + ".up_proj", I, H);
-      L.mlp_down = b.linear(mlp + ".down_proj", H, I);
+      Lw.mlp_gate = b.linear(mlp + ".gate_proj", I, H);
+      Lw.mlp_up = b.linear(mlp + ".up_proj", I, H);
+      Lw.mlp_down = b.linear(mlp + ".down_proj", H, I);
+      sharded_bytes += Lw.mlp_gate.storage_bytes() + Lw.mlp_up.storage_bytes() + Lw.mlp_down.storage_bytes();
     }
-    w.layers.push_back(std::move(L));
+    w.layers.push_back(std::move(Lw));
   }
-  b.report_unused();
-  w.bytes = b.bytes();
   w.tensor_count = b.count();
+  if (full) {
+    b.report_unused();
+    w.bytes = b.bytes();
+  } else {
+    if (sel.embed) sharded_bytes += w.embed.storage_bytes();
+    if (sel.head) {
+      sharded_bytes += store.get("model.norm.weight").nbytes;
+      if (!c.tie_word_embeddings || !sel.embed) sharded_bytes += w.lm_head.storage_bytes();
+    }
+    w.bytes = sharded_bytes;
+  }
   return w;
+}
+
+QMatrix row_slice(const QMatrix& m, int64_t begin, int64_t end) {
+  if (begin < 0 || begin > end || end > m.rows)
+    throw Error("row slice [" + std::to_string(begin) + ", " + std::to_string(end) + ") of a matrix with " +
+                std::to_string(m.rows) + " rows");
+  QMatrix s = m;
+  s.rows = end - begin;
+  const auto b = static_cast<size_t>(begin);
+  if (m.data) s.data = m.data + b * m.row_bytes;
+  if (m.scales) s.scales = m.scales + b * m.scales_row_bytes;
+  if (m.biases) s.biases = m.biases + b * m.biases_row_bytes;
+  return s;
+}
+
+QMatrix col_slice(const QMatrix& m, int64_t begin, int64_t end) {
+  if (begin < 0 || begin > end || end > m.cols)
+    throw Error("column slice [" + std::to_string(begin) + ", " + std::to_string(end) + ") of a matrix with " +
+                std::to_string(m.cols) + " columns");
+  QMatrix s = m;
+  s.cols = end - begin;
+  if (!m.spec.quantized()) {
+    if (m.data) s.data = m.data + static_cast<size_t>(begin) * dtype_size(m.dtype);
+    return s;
+  }
+  const int64_t g = m.spec.group_size;
+  if (begin % g != 0 || end % g != 0)
+    throw Error("column slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") does not fall on the quantization groups of " + std::to_string(g) + " columns (" +
+                m.spec.to_string() + ")");
+  // g is a multiple of 8 for every MLX format, so begin * bits is a whole number of bytes.
+  const auto groups = static_cast<size_t>(begin / g);
+  if (m.data) s.data = m.data + static_cast<size_t>(begin) * static_cast<size_t>(m.spec.bits) / 8;
+  if (m.scales) s.scales = m.scales + groups * dtype_size(m.scales_dtype);
+  if (m.biases) s.biases = m.biases + groups * dtype_size(m.biases_dtype);
+  return s;
 }
 
 }  // namespace qcoder

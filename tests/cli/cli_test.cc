@@ -153,7 +153,58 @@ TEST(Cli, HelpListsEveryFlag) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 
+// qcoder plan (issue 7): placement and decode estimate from config.json alone; the same byte
+// counts as inspect.
+TEST(Cli, Plan480BConfigOnly) {
+  Result r = run("plan -m " + k480 + " --nodes 2 --mem-per-node 256 --ctx 65536 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["weights_bytes"].get<uint64_t>(), 270088244224ull);
+  EXPECT_EQ(j["kv_bytes_per_token"].get<uint64_t>(), 253952ull);
+  EXPECT_EQ(j["auto"], "pipeline");
+  ASSERT_EQ(j["plans"].size(), 2u);
+  for (const auto& p : j["plans"]) {
+    ASSERT_EQ(p["nodes"].size(), 2u) << p.dump();
+    EXPECT_TRUE(p["fits"].get<bool>()) << p.dump();
+    uint64_t kv = 0;
+    for (const auto& n : p["nodes"]) kv += n["kv_bytes"].get<uint64_t>();
+    EXPECT_EQ(kv, 253952ull * 65536) << p["mode"];
+    EXPECT_GT(p["decode"][0]["tokens_per_second"].get<double>(), 0.0);
+  }
+  const auto& pipe = j["plans"][0];
+  EXPECT_EQ(pipe["mode"], "pipeline");
+  EXPECT_EQ(pipe["nodes"][0]["layer_begin"], 0);
+  EXPECT_EQ(pipe["nodes"][0]["layer_end"], pipe["nodes"][1]["layer_begin"]);
+  EXPECT_EQ(pipe["nodes"][1]["layer_end"], 62);
+  // One node of 256 GB cannot hold 270 GB of weights.
+  r = run("plan -m " + k480 + " --nodes 1 --mem-per-node 256 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["plans"][0]["fits"].get<bool>());
+  // Text output names each node and the expected speed.
+  r = run("plan -m " + k480 + " --nodes 4 --mem-per-node 128 --link-gbps 200 --link-latency-us 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {"node 3: layers", "tok/s at batch 1", "auto        pipeline"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  // With weights: the sizes come from the safetensors headers.
+  r = run("plan -m " + kModel + " --nodes 2 --mem-per-node 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["weights_source"], "safetensors");
+  for (const char* bad : {"--nodes 0 --mem-per-node 10", "--nodes 2", "--nodes 2 --mem-per-node 10 --kv-bits 5"}) {
+    r = run("plan -m " + k480 + " " + bad);
+    EXPECT_NE(r.code, 0) << bad;
+    EXPECT_TRUE(r.out.empty()) << bad;
+  }
+}
 
+TEST(Cli, GenerateWithoutMpirunIgnoresParallel) {
+  Result a = run("generate -m " + kModel + " --ids 1,2,3 -n 4 --json -t 1");
+  Result b = run("generate -m " + kModel + " --ids 1,2,3 -n 4 --json -t 1 --parallel pipeline");
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(b.err.find("not started by mpirun"), std::string::npos) << b.err;
+  EXPECT_NE(run("generate -m " + kModel + " --ids 1 -n 1 --parallel sideways").code, 0);
+}
 
 // Tokenizer commands (issue 3): tokenize prints a bare JSON array, detokenize the exact text.
 const std::string kTokDir = std::string(QCODER_SOURCE_DIR) + "/tests/tokenizer/fixtures/qwen3-coder";

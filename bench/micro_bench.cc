@@ -1,0 +1,130 @@
+// Kernel micro-benchmarks for docs/PERFORMANCE.md (not a test: timings only).
+//   qcoder_micro_bench [threads]
+// 1. Cost of an empty parallel region of the thread pool.
+// 2. 4-bit g64 matrix-vector product over a 256 MiB matrix, against a read sweep of the same
+//    bytes run right before and after (the matrix-vector kernel's share of the roofline).
+// 3. 4-bit g64 matrix-matrix products: an expert (768 x 2048, 32 tokens) and a projection
+//    (2048 x 2048, 512 tokens), in GMAC/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "kernels/qmatrix.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Q4 {
+  std::vector<uint8_t> data, scales, biases;
+  qcoder::QMatrix m;
+  Q4(int64_t rows, int64_t cols, std::mt19937& rng) {
+    data.resize(static_cast<size_t>(rows * cols / 2));
+    for (auto& b : data) b = static_cast<uint8_t>(rng());
+    scales.assign(static_cast<size_t>(rows * cols / 64 * 2), 0);
+    biases = scales;
+    for (size_t i = 0; i < scales.size(); i += 2) {
+      scales[i + 1] = 0x3c;  // bf16 ~0.0117
+      biases[i + 1] = 0xbe;  // bf16 ~-0.125
+    }
+    m.spec = {qcoder::QuantMode::kAffine, 4, 64};
+    m.rows = rows;
+    m.cols = cols;
+    m.dtype = qcoder::DType::kU32;
+    m.data = data.data();
+    m.row_bytes = static_cast<size_t>(cols / 2);
+    m.scales = scales.data();
+    m.biases = biases.data();
+    m.scales_row_bytes = m.biases_row_bytes = static_cast<size_t>(cols / 64 * 2);
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void matmul(qcoder::ThreadPool& pool, const qcoder::QMatrix& m, const qcoder::ops::PreparedActs& a,
+            int64_t n, float* y) {
+  pool.parallel_items((m.rows + 15) / 16, [&](int64_t i, int) {
+    qcoder::ops::matmul(m, a, nullptr, n, y, m.rows, i * 16, std::min(m.rows, i * 16 + 16));
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 0;
+  qcoder::ThreadPool pool(threads);
+  std::printf("kernels %s, %d threads\n", qcoder::ops::active_target().c_str(), pool.size());
+  std::mt19937 rng(1);
+
+  // 1. Empty regions.
+  {
+    std::vector<double> us;
+    for (int rep = 0; rep < 5; ++rep) {
+      const int n = 20000;
+      const auto t = Clock::now();
+      for (int i = 0; i < n; ++i) pool.parallel_for(pool.size(), [](int64_t, int64_t) {});
+      us.push_back(since(t) / n * 1e6);
+    }
+    std::printf("empty parallel region: %.2f us (median of 5 x 20000)\n", median(us));
+  }
+
+  // 2. Matrix-vector vs read sweep over the same bytes.
+  {
+    const int64_t rows = 16384 * 8, cols = 4096;  // 256 MiB of codes + 16 MiB of scales/biases
+    Q4 w(rows, cols, rng);
+    std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+    for (auto& v : x) v = std::normal_distribution<float>()(rng);
+    qcoder::ops::PreparedActs a;
+    qcoder::ops::prepare_acts(w.m, x.data(), 1, a);
+    const double bytes = static_cast<double>(w.m.storage_bytes());
+    std::vector<double> ratio, mv_gbs, sw_gbs;
+    for (int rep = 0; rep < 7; ++rep) {
+      auto t = Clock::now();
+      uint64_t sink = 0;
+      pool.parallel_for(pool.size(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const size_t share = w.data.size() / static_cast<size_t>(pool.size()) / 256 * 256;
+          sink ^= qcoder::ops::read_sweep(w.data.data() + i * share, share);
+        }
+      });
+      const double sweep = static_cast<double>(w.data.size()) / since(t) / 1e9;
+      t = Clock::now();
+      matmul(pool, w.m, a, 1, y.data());
+      const double mv = bytes / since(t) / 1e9;
+      mv_gbs.push_back(mv);
+      sw_gbs.push_back(sweep);
+      ratio.push_back(mv / sweep);
+      if (sink == 42) std::printf(" ");
+    }
+    std::printf("4-bit matvec 131072x4096: %.1f GB/s vs read sweep %.1f GB/s: %.0f%% (median of paired ratios)\n",
+                median(mv_gbs), median(sw_gbs), 100 * median(ratio));
+  }
+
+  // 3. Matrix-matrix.
+  for (const auto& [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{768, 2048, 32}, {2048, 2048, 512}}) {
+    Q4 w(rows, cols, rng);
+    std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
+    for (auto& v : x) v = std::normal_distribution<float>()(rng);
+    qcoder::ops::PreparedActs a;
+    qcoder::ops::prepare_acts(w.m, x.data(), n, a);
+    std::vector<double> gmacs;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t = Clock::now();
+      matmul(pool, w.m, a, n, y.data());
+      gmacs.push_back(static_cast<double>(rows * cols * n) / since(t) / 1e9);
+    }
+    std::printf("4-bit matmul %lldx%lld, %lld tokens: %.1f GMAC/s (median of 7)\n", static_cast<long long>(rows),
+                static_cast<long long>(cols), static_cast<long long>(n), median(gmacs));
+  }
+  return 0;
+}

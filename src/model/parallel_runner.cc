@@ -1,0 +1,165 @@
+#include "model/parallel_runner.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace qcoder {
+namespace {
+
+// A command is a list of int64 words; the first broadcast carries kInline words (the length
+// first), enough for a decode step of dozens of sequences; longer ones follow in a second.
+constexpr size_t kInline = 64;
+
+LogitsMode mode_of(int64_t v) {
+  switch (v) {
+    case 0:
+      return LogitsMode::kNone;
+    case 1:
+      return LogitsMode::kLast;
+    default:
+      return LogitsMode::kAll;
+  }
+}
+
+int64_t mode_word(LogitsMode m) {
+  return m == LogitsMode::kNone ? 0 : m == LogitsMode::kLast ? 1 : 2;
+}
+
+}  // namespace
+
+ParallelRunner::ParallelRunner(ParallelModel& model, dist::Communicator& world, ThreadPool& pool)
+    : model_(model), world_(world), pool_(pool) {}
+
+ParallelRunner::~ParallelRunner() {
+  if (leader() && !stopped_) stop();
+}
+
+KvCache& ParallelRunner::cache(int64_t slot) {
+  auto it = caches_.find(slot);
+  if (it == caches_.end()) throw Error("no open sequence in slot " + std::to_string(slot));
+  return it->second;
+}
+
+int64_t ParallelRunner::length(int64_t slot) const {
+  auto it = caches_.find(slot);
+  if (it == caches_.end()) throw Error("no open sequence in slot " + std::to_string(slot));
+  return it->second.length();
+}
+
+void ParallelRunner::broadcast_command(std::vector<int64_t>& words, bool idle) {
+  std::vector<int64_t> head(kInline, 0);
+  if (leader()) {
+    head[0] = static_cast<int64_t>(words.size());
+    std::copy_n(words.begin(), std::min(words.size(), kInline - 1), head.begin() + 1);
+  }
+  world_.broadcast(head.data(), head.size() * sizeof(int64_t), 0,
+                   idle ? dist::Wait::kForever : dist::Wait::kDeadline);
+  const auto n = static_cast<size_t>(head[0]);
+  if (!leader()) {
+    words.assign(head.begin() + 1,
+                 head.begin() + 1 + static_cast<std::ptrdiff_t>(std::min(n, kInline - 1)));
+    words.resize(n);
+  }
+  if (n > kInline - 1)
+    world_.broadcast(words.data() + (kInline - 1), (n - (kInline - 1)) * sizeof(int64_t), 0);
+}
+
+void ParallelRunner::execute(const std::vector<int64_t>& w, std::span<SequenceOutput> out,
+                             ForwardTrace* trace) {
+  switch (w.at(0)) {
+    case kOpen:
+      caches_.emplace(w.at(1), model_.new_cache(w.at(2)));
+      return;
+    case kClose:
+      caches_.erase(w.at(1));
+      return;
+    case kTruncate:
+      cache(w.at(1)).truncate(w.at(2));
+      return;
+    case kForward: {
+      const auto nseq = static_cast<size_t>(w.at(1));
+      std::vector<SequenceInput> batch(nseq);
+      std::vector<SequenceOutput> local(out.empty() ? nseq : 0);
+      std::vector<std::vector<int32_t>> tokens(nseq);  // they travel as int64 words
+      size_t at = 2;
+      for (size_t s = 0; s < nseq; ++s) {
+        const auto ntok = static_cast<size_t>(w.at(at + 2));
+        tokens[s].assign(w.begin() + static_cast<std::ptrdiff_t>(at + 3),
+                         w.begin() + static_cast<std::ptrdiff_t>(at + 3 + ntok));
+        batch[s] = {tokens[s], &cache(w.at(at)), mode_of(w.at(at + 1))};
+        at += 3 + ntok;
+      }
+      model_.forward(batch, out.empty() ? std::span<SequenceOutput>(local) : out, pool_, trace);
+      return;
+    }
+    default:
+      throw Error("parallel runner: unknown command " + std::to_string(w.at(0)));
+  }
+}
+
+int64_t ParallelRunner::open(int64_t max_tokens) {
+  std::vector<int64_t> w = {kOpen, next_slot_++, max_tokens};
+  broadcast_command(w, false);
+  execute(w, {}, nullptr);
+  return w[1];
+}
+
+void ParallelRunner::close(int64_t slot) {
+  cache(slot);  // throws for an unknown slot before anything is sent
+  std::vector<int64_t> w = {kClose, slot};
+  broadcast_command(w, false);
+  execute(w, {}, nullptr);
+}
+
+void ParallelRunner::truncate(int64_t slot, int64_t length) {
+  if (length < 0 || length > cache(slot).length())
+    throw Error("truncate: bad length " + std::to_string(length));
+  std::vector<int64_t> w = {kTruncate, slot, length};
+  broadcast_command(w, false);
+  execute(w, {}, nullptr);
+}
+
+void ParallelRunner::forward(std::span<const Step> steps, std::span<SequenceOutput> out,
+                             ForwardTrace* trace) {
+  if (out.size() != steps.size()) throw Error("forward: output span size differs from batch size");
+  std::vector<SequenceInput> check(steps.size());
+  for (size_t s = 0; s < steps.size(); ++s)
+    check[s] = {steps[s].tokens, &cache(steps[s].slot), steps[s].logits};
+  model_.validate(check);  // a refused batch is never broadcast
+  std::vector<int64_t> w = {kForward, static_cast<int64_t>(steps.size())};
+  for (const Step& st : steps) {
+    w.push_back(st.slot);
+    w.push_back(mode_word(st.logits));
+    w.push_back(static_cast<int64_t>(st.tokens.size()));
+    w.insert(w.end(), st.tokens.begin(), st.tokens.end());
+  }
+  try {
+    broadcast_command(w, false);
+    execute(w, out, trace);
+  } catch (const std::exception& e) {
+    world_.abort(std::string("forward failed: ") + e.what());  // the followers are mid-step
+  }
+}
+
+void ParallelRunner::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  std::vector<int64_t> w = {kStop};
+  broadcast_command(w, false);
+}
+
+void ParallelRunner::follow() {
+  try {
+    for (;;) {
+      std::vector<int64_t> w;
+      broadcast_command(w, /*idle=*/true);  // the leader may be idle for as long as it likes
+      if (w.at(0) == kStop) return;
+      execute(w, {}, nullptr);
+    }
+  } catch (const std::exception& e) {
+    world_.abort(e.what());
+  }
+}
+
+}  // namespace qcoder
