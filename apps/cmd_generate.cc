@@ -15,6 +15,7 @@
 #include "flags.h"
 #include "model/model.h"
 #include "parallel_cli.h"
+#include "residency_flags.h"
 #include "sampling/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,6 +47,8 @@ int run_generate(int argc, char** argv) {
   flags.add("--chat-template", &chat_template_file, "with --chat: template file instead of the model's");
   flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
   flags.add("-t,--threads", &threads, "threads (0 = all cores; under mpirun: per rank, 0 = the cores / ranks)");
+  ResidencyFlags residency;
+  add_residency_flags(flags, &residency);
   ParallelFlags parallel;
   parallel.add_to(flags);
   if (!flags.parse(argc, argv)) return 0;
@@ -86,6 +89,9 @@ int run_generate(int argc, char** argv) {
   auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads);
   if (session && !session->leader()) return session->follow();
   std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir);
+  if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
+    throw Error("--mem-budget and --mlock are not supported with --parallel yet");
+  if (model) apply_residency_flags(*model, residency);
   const ModelConfig& config = session ? session->config() : model->config();
   Sampler sampler(sp, static_cast<size_t>(config.vocab_size));
   const std::vector<int32_t> stop_ids =
@@ -138,6 +144,7 @@ int run_generate(int argc, char** argv) {
     std::cout << std::endl;
     QCODER_INFO("finish_reason: " << finish << ", " << generated.size() << " tokens");
   }
+  if (model && model->residency()) log_residency(*model);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "flags.h"
+#include "residency_flags.h"
 #include "model/model.h"
 #include "server/app.h"
 #include "server/http_server.h"
@@ -22,31 +23,6 @@
 
 namespace qcoder::cli {
 namespace {
-
-// "4G", "512M", "65536" -> bytes (K/M/G/T are powers of 1024).
-uint64_t parse_size(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = text.substr(used);
-  double mult = 1;
-  if (unit == "K" || unit == "k" || unit == "KiB")
-    mult = 1024.0;
-  else if (unit == "M" || unit == "MiB")
-    mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB")
-    mult = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TiB")
-    mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (!unit.empty() || used == 0)
-    throw Error("flag " + flag + ": invalid size \"" + text + "\" (e.g. 4G, 512M)");
-  if (v < 0) throw Error("flag " + flag + ": size must be >= 0");
-  return static_cast<uint64_t>(v * mult);
-}
 
 }  // namespace
 
@@ -84,6 +60,8 @@ int run_serve(int argc, char** argv) {
   flags.add("--shutdown-timeout", &shutdown_timeout,
             "seconds SIGTERM waits for requests in flight");
   flags.add("-t,--threads", &threads, "forward-pass threads (0 = all cores)");
+  ResidencyFlags residency;
+  add_residency_flags(flags, &residency);
   if (!flags.parse(argc, argv)) return 0;
   if (api_key.empty())
     if (const char* k = std::getenv("QCODER_API_KEY")) api_key = k;
@@ -101,9 +79,9 @@ int run_serve(int argc, char** argv) {
   eo.batch_tokens = batch_tokens;
   eo.prefill_chunk = prefill_chunk;
   eo.block_tokens = block_tokens;
-  eo.kv_budget_bytes = parse_size("--kv-budget", kv_budget);
+  eo.kv_budget_bytes = parse_byte_size("--kv-budget", kv_budget);
   eo.prefix_cache_bytes =
-      prefix_cache.empty() ? eo.kv_budget_bytes / 2 : parse_size("--prefix-cache", prefix_cache);
+      prefix_cache.empty() ? eo.kv_budget_bytes / 2 : parse_byte_size("--prefix-cache", prefix_cache);
   eo.threads = static_cast<int>(threads);
 
   // Buffers of a vocabulary row or more (logits, sampler scratch) come and go with requests:
@@ -129,7 +107,7 @@ int run_serve(int argc, char** argv) {
   server::HttpOptions ho;
   ho.host = host;
   ho.port = static_cast<int>(port);
-  ho.max_body_bytes = parse_size("--max-body", max_body);
+  ho.max_body_bytes = parse_byte_size("--max-body", max_body);
   ho.max_connections = static_cast<int>(max_connections);
   server::HttpServer http(
       ho, [&app](const server::HttpRequest& r, server::ResponseWriter& w) { app.handle(r, w); });
@@ -146,6 +124,7 @@ int run_serve(int argc, char** argv) {
     try {
       const auto t0 = std::chrono::steady_clock::now();
       model = Model::load(model_dir);
+      apply_residency_flags(*model, residency);
       text = server::TextBackend::load(model_dir, chat_template);
       engine = std::make_unique<engine::Engine>(*model, eo);
       server::RequestDefaults d;

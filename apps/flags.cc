@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include <charconv>
+#include <string>
 #include <iostream>
 #include <sstream>
 
@@ -141,6 +142,30 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
   }
   if (ids.empty()) throw Error("--ids: no token ids given");
   return ids;
+}
+
+uint64_t parse_byte_size(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  double mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KiB")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TiB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty() || used == 0)
+    throw Error("flag " + flag + ": invalid size \"" + text + "\" (e.g. 4G, 512M)");
+  if (!(v >= 0) || v * mult > 1.8e19) throw Error("flag " + flag + ": size must be between 0 and 16 EiB");
+  return static_cast<uint64_t>(v * mult);
 }
 
 }  // namespace qcoder::cli

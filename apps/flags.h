@@ -40,4 +40,8 @@ class FlagSet {
 // "1,2,3" -> ids; throws qcoder::Error on anything that is not a non-negative int32.
 std::vector<int32_t> parse_id_list(const std::string& text);
 
+// "4G", "512M", "65536" -> bytes (K/M/G/T are powers of 1024); throws qcoder::Error naming
+// `flag` on anything else.
+uint64_t parse_byte_size(const std::string& flag, const std::string& text);
+
 }  // namespace qcoder::cli

@@ -350,4 +350,10 @@ uint64_t WeightStore::total_bytes() const {
   return total;
 }
 
+std::vector<std::string> WeightStore::file_paths() const {
+  std::vector<std::string> out;
+  for (const auto& f : files_) out.push_back(f->path());
+  return out;
+}
+
 }  // namespace qcoder

@@ -70,6 +70,8 @@ class WeightStore {
   size_t tensor_count() const { return index_.size(); }
   uint64_t total_bytes() const;  // sum of tensor data sizes
   const std::string& dir() const { return dir_; }
+  // The mapped files, in the order they were opened.
+  std::vector<std::string> file_paths() const;
 
  private:
   // Takes ownership and indexes its tensors; throws when a name is already in another file.

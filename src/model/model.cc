@@ -20,6 +20,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
   m->weights_ = bind_weights(m->config_, *m->store_);
   QCODER_DEBUG(dir << ": bound " << m->weights_.tensor_count << " tensors, " << m->weights_.bytes
                    << " bytes");
+  m->usage_ = std::make_unique<ExpertUsage>(static_cast<int64_t>(m->weights_.layers.size()), m->config_.num_experts);
   return m;
 }
 
@@ -31,6 +32,7 @@ std::unique_ptr<Model> Model::load_part(const std::string& dir, const ModelConfi
   m->store_ = WeightStore::open_dir(dir);  // headers only: pages are touched by the forward pass
   m->weights_ = bind_weights(whole, *m->store_, selection);
   m->config_ = part;
+  m->usage_ = std::make_unique<ExpertUsage>(static_cast<int64_t>(m->weights_.layers.size()), whole.num_experts);
   return m;
 }
 
@@ -92,7 +94,11 @@ void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutp
     for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
     for (int64_t i = 0; i < n; ++i) ops::rms_norm(&x[i * H], w.post_norm.data(), H, c.rms_norm_eps, &h[i * H]);
     if (w.sparse) {
-      moe_block(c, w, h.data(), n, r.data(), pool, trace ? &trace->routes[l] : nullptr);
+      std::vector<int32_t> local_routes;
+      std::vector<int32_t>* routes = trace ? &trace->routes[l] : &local_routes;
+      moe_block(c, w, h.data(), n, r.data(), pool, routes);
+      usage_->record(l, *routes);
+      if (residency_) residency_->after_layer(l, *routes);
       if (hooks && hooks->reduce_moe) hooks->reduce_moe(r.data(), r.size());
     } else {
       dense_mlp_block(c, w, h.data(), n, r.data(), pool);
@@ -122,6 +128,7 @@ void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutp
     in.cache->commit(len);
     row0 += len;
   }
+  if (residency_) residency_->after_forward();
 }
 
 }  // namespace qcoder

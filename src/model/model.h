@@ -16,7 +16,9 @@
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/expert_usage.h"
 #include "model/kv_cache.h"
+#include "model/residency.h"
 #include "model/weights.h"
 
 namespace qcoder {
@@ -68,6 +70,12 @@ class Model {
   const WeightStore& store() const { return *store_; }
   const std::string& dir() const { return dir_; }
 
+  // Routed-expert use counted since load, per decoder layer of this model (its share under MPI).
+  const ExpertUsage& expert_usage() const { return *usage_; }
+  // Installs a weight residency policy (null removes it). Not while a forward pass runs.
+  void set_residency(std::shared_ptr<WeightResidency> residency) { residency_ = std::move(residency); }
+  const WeightResidency* residency() const { return residency_.get(); }
+
   // A fresh cache; max_tokens <= 0 means the model's max_position_embeddings.
   KvCache new_cache(int64_t max_tokens = 0) const;
 
@@ -83,6 +91,8 @@ class Model {
   ModelConfig config_;
   std::unique_ptr<WeightStore> store_;
   ModelWeights weights_;
+  std::unique_ptr<ExpertUsage> usage_;  // counters: updated by the const forward pass
+  std::shared_ptr<WeightResidency> residency_;
 };
 
 }  // namespace qcoder

@@ -18,6 +18,37 @@ void line(std::string& out, const std::string& name, const std::string& type,
          num(v) + "\n";
 }
 
+// Routed-expert use per layer (experts never chosen are left out) and the weight residency
+// policy's figures when one is installed (--mem-budget / --mlock).
+void render_experts(std::string& out, const Model& model) {
+  const ExpertUsage& u = model.expert_usage();
+  const int64_t first = model.weights().first_layer;
+  out += "# HELP qcoder_expert_routed_total Tokens routed to each expert, by decoder layer.\n"
+         "# TYPE qcoder_expert_routed_total counter\n";
+  for (int64_t l = 0; l < u.layers(); ++l)
+    for (int64_t e = 0; e < u.experts(); ++e)
+      if (const uint64_t n = u.count(l, e))
+        out += "qcoder_expert_routed_total{layer=\"" + std::to_string(first + l) + "\",expert=\"" +
+               std::to_string(e) + "\"} " + std::to_string(n) + "\n";
+  const WeightResidency* r = model.residency();
+  if (!r) return;
+  const ResidencyStats s = r->stats();
+  const struct {
+    const char *name, *type, *help;
+    double value;
+  } rows[] = {
+      {"qcoder_weight_budget_bytes", "gauge", "Weight memory budget (--mem-budget; 0 = none).", double(s.budget_bytes)},
+      {"qcoder_weight_hot_experts", "gauge", "Experts kept resident as the most used.", double(s.hot_experts)},
+      {"qcoder_weight_hot_bytes", "gauge", "Bytes of the resident expert set.", double(s.hot_bytes)},
+      {"qcoder_weight_hot_uses_total", "counter", "Routed uses served by a resident expert.", double(s.hot_uses)},
+      {"qcoder_weight_cold_uses_total", "counter", "Routed uses of experts outside the resident set.",
+       double(s.cold_uses)},
+      {"qcoder_weight_evictions_total", "counter", "Cold experts unmapped after their layer.", double(s.evictions)},
+      {"qcoder_weight_locked_bytes", "gauge", "Weight bytes locked in RAM (--mlock).", double(s.locked_bytes)},
+  };
+  for (const auto& row : rows) line(out, row.name, row.type, row.help, row.value);
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -127,6 +158,7 @@ std::string Metrics::render(const engine::Engine* engine) const {
        s.sampling_seconds);
   line(out, "qcoder_preemptions_total", "counter", "Sequences preempted because KV memory ran out.",
        static_cast<double>(s.preemptions));
+  render_experts(out, engine->model());
   return out;
 }
 

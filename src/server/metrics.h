@@ -1,6 +1,7 @@
 // Server metrics in the Prometheus text format (GET /metrics): request counts by endpoint and
 // status, token counters, TTFT / inter-token / request latency histograms, and the engine's
-// queue depth, running batch size, KV pool and prefix-cache figures.
+// queue depth, running batch size, KV pool and prefix-cache figures, expert use per layer and
+// the weight residency policy.
 #pragma once
 
 #include <atomic>

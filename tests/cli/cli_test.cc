@@ -92,6 +92,24 @@ TEST(Cli, GenerateJsonIsOneLine) {
   EXPECT_EQ(run(sampled).out, run(sampled).out);
 }
 
+// Paging under a weight budget changes no token; a budget below what every token reads, or not
+// a size, is a clear error.
+TEST(Cli, GenerateUnderAMemoryBudget) {
+  const std::string base = "generate -m " + kModel + " --ids 1,2,3 -n 6 --json -t 1";
+  const Result plain = run(base);
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  Result r = run(base + " --mem-budget 1M --residency-refresh 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out);
+  EXPECT_NE(r.err.find("weight residency"), std::string::npos) << r.err;
+  r = run(base + " --mem-budget 1K");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.last_err_line().find("too small"), std::string::npos) << r.err;
+  r = run(base + " --mem-budget lots");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.last_err_line().find("--mem-budget"), std::string::npos) << r.err;
+}
+
 TEST(Cli, GenerateStopsOnEos) {
   // Make the model's own first greedy token a stop token: generation ends at once.
   const auto first = nlohmann::json::parse(run("generate -m " + kModel + " --ids 1,2,3 -n 1 --json").out)["ids"][0];

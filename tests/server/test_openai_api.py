@@ -212,6 +212,24 @@ def test_tokenize_detokenize_and_metrics(server):
         assert k in m
 
 
+def test_expert_use_and_weight_budget_metrics():
+    s = Server("--ctx-size", "512", "--mem-budget", "64M", "--residency-refresh", "2")
+    try:
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key="x", max_retries=0)
+        r = client.completions.create(model="x", prompt="def f(x):", max_tokens=6, temperature=0)
+        m = s.metrics()
+        routed = {k: v for k, v in m.items() if k.startswith("qcoder_expert_routed_total{")}
+        assert routed and all('layer="' in k and 'expert="' in k for k in routed)
+        layer0 = sum(v for k, v in routed.items() if 'layer="0"' in k)
+        # Every token computed (the prompt, then each generated token but the last) picks k experts.
+        k = 2
+        assert layer0 == k * (r.usage.prompt_tokens + r.usage.completion_tokens - 1)
+        assert m["qcoder_weight_budget_bytes"] == 64 * 1024 * 1024
+        assert m["qcoder_weight_hot_uses_total"] + m["qcoder_weight_cold_uses_total"] >= layer0
+    finally:
+        s.stop()
+
+
 def test_api_key_and_queue_limit():
     s = Server("--slots", "1", "--queue", "1", "--ctx-size", "512", api_key="sekrit")
     try:
