@@ -46,7 +46,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--shared", default=os.path.join(here, "..", "..", "..", "shared", "data", "qwen3-coder"))
+    # The committed copy of ../shared/data/qwen3-coder (byte-identical), so the server tests do
+    # not depend on where the checkout sits.
+    ap.add_argument("--shared", default=os.path.join(here, "..", "tokenizer", "fixtures", "qwen3-coder"))
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--experts", type=int, default=4)
