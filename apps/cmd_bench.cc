@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "flags.h"
+#include "model_options.h"
 #include "kernels/ops.h"
 #include "model/model.h"
 
@@ -224,6 +225,7 @@ int run_bench(int argc, char** argv) {
   flags.add("--depth-tokens", &depth_steps, "tokens decoded per depth");
   flags.add("-r,--repetitions", &reps, "runs of each measurement");
   flags.add("--sweep-mib", &sweep_mib, "bandwidth sweep size in MiB (at least 1024)");
+  const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
   if (!flags.parse(argc, argv)) return 0;
   if (reps < 1) throw Error("-r must be >= 1");
@@ -233,7 +235,7 @@ int run_bench(int argc, char** argv) {
 
   ThreadPool pool(static_cast<int>(threads));
   const auto t_load = Clock::now();
-  auto model = Model::load(model_dir);
+  auto model = Model::load(model_dir, model_options.rope());
   prefault(*model, pool);
   const double load_s = seconds_since(t_load);
   const ModelConfig& c = model->config();

@@ -13,6 +13,7 @@
 #include "chat/chat_template.h"
 #include "core/log.h"
 #include "flags.h"
+#include "model_options.h"
 #include "model/model.h"
 #include "parallel_cli.h"
 #include "residency_flags.h"
@@ -46,6 +47,7 @@ int run_generate(int argc, char** argv) {
   flags.add("--chat", &chat, "render -p TEXT as a user message through the chat template (generation prompt added)");
   flags.add("--chat-template", &chat_template_file, "with --chat: template file instead of the model's");
   flags.add("--json", &json, "print {\"ids\", \"text\", \"finish_reason\"} on one line");
+  const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores; under mpirun: per rank, 0 = the cores / ranks)");
   ResidencyFlags residency;
   add_residency_flags(flags, &residency);
@@ -87,8 +89,11 @@ int run_generate(int argc, char** argv) {
   const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
   // Under mpirun: this rank's shard; ranks other than 0 mirror rank 0's steps and print nothing.
   auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads);
+  if (session && model_options.given())
+    throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
+                "(the config's rope_scaling block applies)");
   if (session && !session->leader()) return session->follow();
-  std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir);
+  std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
   if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
     throw Error("--mem-budget and --mlock are not supported with --parallel yet");
   if (model) apply_residency_flags(*model, residency);

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "flags.h"
+#include "model_options.h"
 #include "model/model.h"
 
 namespace qcoder::cli {
@@ -20,11 +21,12 @@ int run_logits(int argc, char** argv) {
   flags.add("--ids", &ids_text, "comma-separated token ids", true);
   flags.add("--all-positions", &all_positions, "write a row for every position");
   flags.add("--out", &out_path, "output file", true);
+  const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
   if (!flags.parse(argc, argv)) return 0;
 
   const std::vector<int32_t> ids = parse_id_list(ids_text);
-  auto model = Model::load(model_dir);
+  auto model = Model::load(model_dir, model_options.rope());
   ThreadPool pool(static_cast<int>(threads));
   KvCache cache = model->new_cache(static_cast<int64_t>(ids.size()));
   SequenceInput in{ids, &cache, all_positions ? LogitsMode::kAll : LogitsMode::kLast};

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "flags.h"
+#include "model_options.h"
 #include "residency_flags.h"
 #include "model/model.h"
 #include "server/app.h"
@@ -22,10 +23,6 @@
 #include "server/text_backend.h"
 
 namespace qcoder::cli {
-namespace {
-
-}  // namespace
-
 int run_serve(int argc, char** argv) {
   std::string model_dir, host = "127.0.0.1", api_key, alias, kv_budget = "4G", prefix_cache = "",
                          chat_template, max_body = "8M";
@@ -59,10 +56,12 @@ int run_serve(int argc, char** argv) {
             "a Jinja chat template file to use instead of the model's");
   flags.add("--shutdown-timeout", &shutdown_timeout,
             "seconds SIGTERM waits for requests in flight");
+  const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "forward-pass threads (0 = all cores)");
   ResidencyFlags residency;
   add_residency_flags(flags, &residency);
   if (!flags.parse(argc, argv)) return 0;
+  (void)model_options.rope();  // a bad --rope-* value fails before the server listens
   if (api_key.empty())
     if (const char* k = std::getenv("QCODER_API_KEY")) api_key = k;
   if (alias.empty())
@@ -123,7 +122,7 @@ int run_serve(int argc, char** argv) {
   std::thread loader([&] {
     try {
       const auto t0 = std::chrono::steady_clock::now();
-      model = Model::load(model_dir);
+      model = Model::load(model_dir, model_options.rope());
       apply_residency_flags(*model, residency);
       text = server::TextBackend::load(model_dir, chat_template);
       engine = std::make_unique<engine::Engine>(*model, eo);

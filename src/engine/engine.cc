@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "engine/block_pool.h"
 #include "engine/prefix_cache.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder::engine {
 
@@ -56,8 +57,8 @@ std::vector<std::pair<int32_t, float>> top_n(std::span<const float> lp, int n) {
 Engine::Engine(const Model& model, EngineOptions options)
     : model_(model), options_(std::move(options)), pool_(options_.threads) {
   const ModelConfig& c = model_.config();
-  if (options_.ctx_size <= 0 || options_.ctx_size > c.max_position_embeddings)
-    options_.ctx_size = c.max_position_embeddings;
+  // The usable context: YaRN's factor x original, else max_position_embeddings.
+  if (options_.ctx_size <= 0 || options_.ctx_size > usable_context(c)) options_.ctx_size = usable_context(c);
   options_.slots = std::max(1, options_.slots);
   options_.batch_tokens = std::max<int64_t>(options_.batch_tokens, options_.slots);
   options_.prefill_chunk = std::max<int64_t>(1, options_.prefill_chunk);

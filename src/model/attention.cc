@@ -6,6 +6,7 @@
 #include "kernels/reference/ops.h"
 #include "model/blocks.h"
 #include "model/linear.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder {
 namespace {
@@ -50,9 +51,14 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
   if (static_cast<int64_t>(rows.rope_cos.size()) != n * (hd / 2)) {
     rows.rope_cos.resize(static_cast<size_t>(n * (hd / 2)));
     rows.rope_sin.resize(rows.rope_cos.size());
+    // YaRN (model/rope_scaling.h) changes the frequencies and scales cos/sin by the attention
+    // factor; without scaling these are exactly the plain theta^(-2i/d) angles.
+    const std::vector<double> inv_freq = rope_inv_freq(c);
+    const double rope_scale = rope_attention_factor(c);
     pool.parallel_for(n, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r)
-        ref::rope_angles(rows.pos[r], hd, c.rope_theta, &rows.rope_cos[r * (hd / 2)], &rows.rope_sin[r * (hd / 2)]);
+        ref::rope_angles(rows.pos[r], hd / 2, inv_freq.data(), rope_scale, &rows.rope_cos[r * (hd / 2)],
+                         &rows.rope_sin[r * (hd / 2)]);
     });
   }
 

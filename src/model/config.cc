@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder {
 namespace {
@@ -171,7 +172,7 @@ bool ModelConfig::is_sparse_layer(int64_t i) const {
   return !dense_listed && num_experts > 0 && (i + 1) % decoder_sparse_step == 0;
 }
 
-ModelConfig parse_model_config(const json& j, const std::string& source) {
+ModelConfig parse_model_config(const json& j, const std::string& source, const RopeOptions& rope) {
   Reader r(j, source);
   ModelConfig c;
   c.model_type = r.string("model_type");
@@ -229,14 +230,15 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   if (any_dense && c.intermediate_size <= 0)
     r.bad("intermediate_size", "must be positive: some layers use the dense MLP");
 
-  if (const json* rs = r.find("rope_scaling")) {
-    if (!rs->is_object()) r.bad("rope_scaling", "must be an object or null");
-    RopeScaling s;
-    s.type = rs->value("rope_type", rs->value("type", std::string()));
-    if (auto it = rs->find("factor"); it != rs->end() && it->is_number()) s.factor = it->get<double>();
-    if (auto it = rs->find("original_max_position_embeddings"); it != rs->end() && it->is_number_integer())
-      s.original_max_position_embeddings = it->get<int64_t>();
-    c.rope_scaling = s;
+  {
+    // transformers 5 saves the block as "rope_parameters"; older configs as "rope_scaling".
+    const json* rs = r.find("rope_scaling");
+    const char* key = "rope_scaling";
+    if (const json* rp = r.find("rope_parameters"); !rs && rp) {
+      rs = rp;
+      key = "rope_parameters";
+    }
+    resolve_rope_scaling(c, rs, source + " " + key, rope);
   }
   if (const json* eos = r.find("eos_token_id")) c.eos_token_ids = parse_id_list(*eos, source + " eos_token_id");
   for (const char* key : {"attention_bias", "qkv_bias"})
@@ -266,10 +268,10 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   return c;
 }
 
-ModelConfig load_model_config(const std::string& dir) {
+ModelConfig load_model_config(const std::string& dir, const RopeOptions& rope) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
   if (!std::filesystem::exists(path)) throw Error(dir + ": no config.json in the model folder");
-  return parse_model_config(read_json_file(path), path);
+  return parse_model_config(read_json_file(path), path, rope);
 }
 
 std::vector<int32_t> load_stop_token_ids(const std::string& dir, const ModelConfig& config) {

@@ -27,10 +27,25 @@ struct QuantizationConfig {
   QuantSpec spec_for(const std::string& path, bool has_scales) const;
 };
 
+// An applied RoPE scaling (model/rope_scaling.h); only "yarn" exists today. The config's
+// block is validated when parsed: an unsupported type is an error, never silently ignored.
 struct RopeScaling {
-  std::string type;  // "yarn", "linear", ... (stored; mlx-lm ignores it for qwen3_moe)
-  double factor = 1.0;
-  int64_t original_max_position_embeddings = 0;
+  std::string type = "yarn";
+  double factor = 1.0;                            // s: context extension factor, >= 1
+  int64_t original_max_position_embeddings = 0;   // L0: the pre-training context
+  double beta_fast = 32.0, beta_slow = 1.0;       // correction range, in rotations
+  std::optional<double> attention_factor;         // explicit mscale; else from factor
+  std::optional<double> mscale, mscale_all_dim;   // DeepSeek-style attention factor inputs
+  bool truncate = true;                           // floor/ceil the correction range
+};
+
+// Where the RoPE scaling comes from: config.json (the default), nothing (`--rope-scaling none`:
+// plain RoPE as mlx-lm runs qwen3_moe), or YaRN set on the command line.
+struct RopeOptions {
+  enum class Source { kConfig, kNone, kYarn };
+  Source source = Source::kConfig;
+  std::optional<double> factor;         // --rope-factor (yarn only)
+  std::optional<int64_t> original_ctx;  // --rope-orig-ctx (yarn only)
 };
 
 struct ModelConfig {
@@ -52,7 +67,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
-  std::optional<RopeScaling> rope_scaling;
+  std::optional<RopeScaling> rope_scaling;  // the scaling the forward pass applies
   std::vector<int32_t> eos_token_ids;  // config.json's eos_token_id (int or list)
   QuantizationConfig quantization;
 
@@ -61,10 +76,12 @@ struct ModelConfig {
   bool is_sparse_layer(int64_t i) const;
 };
 
-// Parses and validates a config.json object; `source` names the file in errors.
-ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
+// Parses and validates a config.json object; `source` names the file in errors. `rope` picks
+// the RoPE scaling (model/rope_scaling.h): by default the config's rope_scaling block.
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source,
+                               const RopeOptions& rope = {});
 // Reads DIR/config.json.
-ModelConfig load_model_config(const std::string& dir);
+ModelConfig load_model_config(const std::string& dir, const RopeOptions& rope = {});
 
 // The token ids that end generation, chosen as mlx-lm does: generation_config.json's
 // eos_token_id when present, else config.json's. In addition <|im_end|> (151645) and

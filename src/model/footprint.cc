@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder {
 namespace {
@@ -23,6 +24,18 @@ uint64_t matrix_bytes(const ModelConfig& c, const std::string& path, uint64_t ro
 }
 
 }  // namespace
+
+int kv_group_size(const ModelConfig& c, int kv_bits) {
+  if (kv_bits != 8 && kv_bits != 4) return 0;
+  return c.head_dim % 64 == 0 ? 64 : 32;
+}
+
+std::string kv_format_name(const ModelConfig& c, int kv_bits) {
+  kv_bytes_per_token(c, kv_bits);  // validates
+  if (kv_bits == 32) return "float32";
+  if (kv_bits == 16) return "bf16";
+  return "affine " + std::to_string(kv_bits) + "-bit g" + std::to_string(kv_group_size(c, kv_bits));
+}
 
 uint64_t kv_bytes_per_token(const ModelConfig& c, int kv_bits) {
   const uint64_t hd = static_cast<uint64_t>(c.head_dim);
@@ -154,8 +167,10 @@ uint64_t activation_bytes(const ModelConfig& c, int64_t ctx) {
 
 Footprint estimate_footprint(const ModelConfig& c, const WeightStore* store, int64_t ctx, int kv_bits) {
   Footprint f;
-  f.ctx = ctx > 0 ? ctx : c.max_position_embeddings;
+  f.max_ctx = usable_context(c);
+  f.ctx = ctx > 0 ? ctx : f.max_ctx;
   f.kv_bits = kv_bits;
+  f.kv_group_size = kv_group_size(c, kv_bits);
   if (store) {
     f.weights_bytes = store->total_bytes();
     f.tensor_count = store->tensor_count();
@@ -166,6 +181,18 @@ Footprint estimate_footprint(const ModelConfig& c, const WeightStore* store, int
   f.kv_bytes_at_ctx = f.kv_bytes_per_token * static_cast<uint64_t>(f.ctx);
   f.activation_bytes = activation_bytes(c, f.ctx);
   f.total_bytes = f.weights_bytes + f.kv_bytes_at_ctx + f.activation_bytes;
+
+  const ModelBytes mb = store ? model_bytes_from_store(c, *store) : model_bytes_from_config(c);
+  // A tied embedding is the output head: read whole for every token, so resident.
+  f.weights_resident_bytes = mb.head_matrix() + mb.final_norm;
+  f.weights_paged_bytes = (mb.tied ? 0 : mb.embed) + mb.other;
+  f.weights_read_per_token = mb.head_matrix() + mb.final_norm + (mb.tied ? 0 : mb.embed_row(c.vocab_size));
+  for (const LayerBytes& L : mb.layers) {
+    f.weights_resident_bytes += L.norms + L.attention + L.router + L.dense_mlp;
+    f.weights_paged_bytes += L.experts;
+    f.weights_read_per_token += L.active(c.num_experts_per_tok, c.num_experts);
+  }
+  f.resident_bytes = f.weights_resident_bytes + f.kv_bytes_at_ctx + f.activation_bytes;
   return f;
 }
 

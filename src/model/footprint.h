@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "io/safetensors.h"
@@ -21,7 +22,25 @@ struct Footprint {
   std::optional<uint64_t> tensor_count;  // only with weights
   int64_t ctx = 0;
   int kv_bits = 16;
+  int kv_group_size = 0;  // 8/4 bits: elements per bf16 scale + bias along head_dim; else 0
+  // The longest usable context (model/rope_scaling.h usable_context: YaRN factor x original,
+  // else max_position_embeddings); ctx <= 0 asks for it.
+  int64_t max_ctx = 0;
+  // Paging budget: the weights read for every token (attention, router, norms, dense MLPs,
+  // final norm, output head) must stay resident; the experts and the embedding table (plus any
+  // unused checkpoint tensors) stay mapped and are paged in on demand, k of E experts per layer
+  // and one embedding row per token. resident_bytes = resident weights + KV at ctx + buffers,
+  // the least memory that runs the model by paging.
+  uint64_t weights_resident_bytes = 0;
+  uint64_t weights_paged_bytes = 0;
+  uint64_t weights_read_per_token = 0;  // resident weights + k experts per layer + one embedding row
+  uint64_t resident_bytes = 0;
 };
+
+// "float32", "bf16", "affine 8-bit g64", "affine 4-bit g64" (throws as kv_bytes_per_token).
+std::string kv_format_name(const ModelConfig& config, int kv_bits);
+// Group size of quantized KV (64, or 32 when head_dim is not a multiple of 64); 0 for 16/32.
+int kv_group_size(const ModelConfig& config, int kv_bits);
 
 // Bytes per token of KV cache over all layers: 2 (K and V) x layers x kv_heads x head_dim
 // elements. kv_bits 32 = float32, 16 = bf16, 8/4 = affine quantized along head_dim in groups
@@ -34,7 +53,8 @@ uint64_t kv_bytes_per_token(const ModelConfig& config, int kv_bits);
 // scales for mx/nv formats), unquantized tensors and norms as bf16.
 uint64_t config_weight_bytes(const ModelConfig& config);
 
-// store may be null (config-only). ctx <= 0 means max_position_embeddings.
+// store may be null (config-only). ctx <= 0 means the usable context (max_ctx); a larger ctx
+// is accounted as asked (callers decide whether to refuse it).
 Footprint estimate_footprint(const ModelConfig& config, const WeightStore* store, int64_t ctx,
                              int kv_bits);
 

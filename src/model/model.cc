@@ -9,13 +9,14 @@
 #include "kernels/reference/quant_ref.h"
 #include "model/blocks.h"
 #include "model/linear.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder {
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> Model::load(const std::string& dir, const RopeOptions& rope) {
   std::unique_ptr<Model> m(new Model());
   m->dir_ = dir;
-  m->config_ = load_model_config(dir);
+  m->config_ = load_model_config(dir, rope);
   m->store_ = WeightStore::open_dir(dir);
   m->weights_ = bind_weights(m->config_, *m->store_);
   QCODER_DEBUG(dir << ": bound " << m->weights_.tensor_count << " tensors, " << m->weights_.bytes
@@ -37,7 +38,7 @@ std::unique_ptr<Model> Model::load_part(const std::string& dir, const ModelConfi
 }
 
 KvCache Model::new_cache(int64_t max_tokens) const {
-  return KvCache(config_, max_tokens > 0 ? max_tokens : config_.max_position_embeddings);
+  return KvCache(config_, max_tokens > 0 ? max_tokens : usable_context(config_));
 }
 
 void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,

@@ -59,7 +59,8 @@ struct ForwardHooks {
 class Model {
  public:
   // Opens DIR: config.json, the safetensors shards (mapped, not read) and binds the weights.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // `rope` picks the RoPE scaling (default: the config's rope_scaling block).
+  static std::unique_ptr<Model> load(const std::string& dir, const RopeOptions& rope = {});
   // One rank's part (model/shard_plan.h): binds only `selection` of DIR's weights; `part` is
   // the config its forward pass and KV caches see (its layers, its attention heads).
   static std::unique_ptr<Model> load_part(const std::string& dir, const ModelConfig& part,
@@ -76,7 +77,7 @@ class Model {
   void set_residency(std::shared_ptr<WeightResidency> residency) { residency_ = std::move(residency); }
   const WeightResidency* residency() const { return residency_.get(); }
 
-  // A fresh cache; max_tokens <= 0 means the model's max_position_embeddings.
+  // A fresh cache; max_tokens <= 0 means the usable context (model/rope_scaling.h).
   KvCache new_cache(int64_t max_tokens = 0) const;
 
   // Runs the new tokens of every sequence, appends their keys/values to the caches and fills

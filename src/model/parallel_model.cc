@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "model/rope_scaling.h"
 
 namespace qcoder {
 namespace {
@@ -46,7 +47,7 @@ std::unique_ptr<ParallelModel> ParallelModel::load(const std::string& dir, const
 ParallelModel::~ParallelModel() = default;
 
 KvCache ParallelModel::new_cache(int64_t max_tokens) const {
-  return part_->new_cache(max_tokens > 0 ? max_tokens : config_.max_position_embeddings);
+  return part_->new_cache(max_tokens > 0 ? max_tokens : usable_context(config_));
 }
 
 void ParallelModel::validate(std::span<const SequenceInput> batch) const {

@@ -46,7 +46,7 @@ class ParallelModel {
   dist::Communicator& world() const { return world_; }
 
   // A cache for one sequence holding this rank's layers and heads; max_tokens <= 0 means the
-  // model's max_position_embeddings.
+  // model's usable context (model/rope_scaling.h).
   KvCache new_cache(int64_t max_tokens = 0) const;
 
   // What forward() checks before it changes anything; throws qcoder::Error. Every rank

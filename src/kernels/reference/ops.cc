@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <numeric>
 #include <vector>
 
@@ -21,6 +22,48 @@ void rope_angles(int64_t pos, int64_t dim, double theta, float* cos, float* sin)
     const double angle = static_cast<double>(pos) * inv_freq;
     cos[i] = static_cast<float>(std::cos(angle));
     sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+void rope_inv_freq(int64_t dim, double theta, double* inv_freq) {
+  for (int64_t i = 0; i < dim / 2; ++i)
+    inv_freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(dim));
+}
+
+void yarn_inv_freq(int64_t dim, double theta, double factor, double original_ctx, double beta_fast,
+                   double beta_slow, bool truncate, double* inv_freq) {
+  const double d = static_cast<double>(dim);
+  auto correction_dim = [&](double rotations) {
+    return d * std::log(original_ctx / (rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(theta));
+  };
+  double low = correction_dim(beta_fast), high = correction_dim(beta_slow);
+  if (truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, d - 1.0);
+  if (low == high) high += 0.001;  // as transformers: no division by zero
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+    const double extrapolation = 1.0 - ramp;  // weight of the unscaled frequency
+    const double pos_freq = std::pow(theta, 2.0 * static_cast<double>(i) / d);
+    const double inv_extrapolation = 1.0 / pos_freq, inv_interpolation = 1.0 / (factor * pos_freq);
+    inv_freq[i] = inv_interpolation * (1.0 - extrapolation) + inv_extrapolation * extrapolation;
+  }
+}
+
+double yarn_attention_factor(double factor, double mscale, double mscale_all_dim) {
+  auto get = [&](double m) { return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; };
+  if (mscale != 0.0 && mscale_all_dim != 0.0) return get(mscale) / get(mscale_all_dim);
+  return get(1.0);
+}
+
+void rope_angles(int64_t pos, int64_t half, const double* inv_freq, double scale, float* cos, float* sin) {
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq[i];
+    cos[i] = static_cast<float>(std::cos(angle) * scale);
+    sin[i] = static_cast<float>(std::sin(angle) * scale);
   }
 }
 

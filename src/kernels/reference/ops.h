@@ -17,6 +17,28 @@ void rope_rotate_half(float* x, int64_t dim, const float* cos, const float* sin)
 // Fills cos/sin [dim/2] for one position: angle = pos * theta^(-2i/dim), computed in double.
 void rope_angles(int64_t pos, int64_t dim, double theta, float* cos, float* sin);
 
+// RoPE inverse frequencies [dim/2] in double: theta^(-2i/dim) (exactly the values the
+// function above uses).
+void rope_inv_freq(int64_t dim, double theta, double* inv_freq);
+
+// YaRN inverse frequencies [dim/2] in double (transformers' _compute_yarn_parameters after the
+// fix of huggingface/transformers#38224, mlx-lm's YarnRoPE): with c(r) = dim ln(L0 / (2 pi r))
+// / (2 ln theta), low = max(c(beta_fast), 0), high = min(c(beta_slow), dim - 1), floored /
+// ceiled when `truncate`; ramp_i = clamp((i - low) / (high - low), 0, 1) (high += 0.001 when
+// equal); inv_freq_i = theta^(-2i/dim) * (ramp_i / factor + (1 - ramp_i)).
+void yarn_inv_freq(int64_t dim, double theta, double factor, double original_ctx, double beta_fast,
+                   double beta_slow, bool truncate, double* inv_freq);
+
+// YaRN attention factor from the scaling factor: 0.1 m ln(s) + 1 for s > 1 (else 1), with
+// m = mscale / mscale_all_dim when both are non-zero (the ratio of the two), else m = 1.
+double yarn_attention_factor(double factor, double mscale, double mscale_all_dim);
+
+// Fills cos/sin [half] for one position from precomputed inverse frequencies: angle =
+// pos * inv_freq[i] in double; cos/sin are multiplied by `scale` (the attention factor, so
+// q.k grows by scale^2, as transformers does) before rounding to float. scale 1 gives exactly
+// the rope_angles values above.
+void rope_angles(int64_t pos, int64_t half, const double* inv_freq, double scale, float* cos, float* sin);
+
 // In-place numerically stable softmax over n values (max subtracted, sum in double).
 void softmax(float* x, int64_t n);
 
