@@ -83,8 +83,8 @@ class BandwidthProbe {
 
 // Bytes read from memory per decoded token: the tensors a step touches (attention, router,
 // the k routed experts, norms, one embedding row, the output head) plus the KV cache rows of
-// `keys` positions (float32, as the cache stores them).
-double bytes_per_token(const Model& m, double keys) {
+// `keys` positions (in the cache's format kv).
+double bytes_per_token(const Model& m, double keys, const KvFormat& kv) {
   const ModelConfig& c = m.config();
   const ModelWeights& w = m.weights();
   double b = 0.0;
@@ -102,7 +102,7 @@ double bytes_per_token(const Model& m, double keys) {
     } else {
       b += static_cast<double>(l.mlp_gate.storage_bytes() + l.mlp_up.storage_bytes() + l.mlp_down.storage_bytes());
     }
-    b += keys * 2.0 * static_cast<double>(c.num_key_value_heads * c.head_dim) * 4.0;
+    b += keys * 2.0 * static_cast<double>(kv_row_bytes(c, kv));
   }
   b += static_cast<double>(w.lm_head.storage_bytes()) + 4.0 * static_cast<double>(w.final_norm.size());
   b += static_cast<double>(w.embed.storage_bytes()) / static_cast<double>(std::max<int64_t>(1, w.embed.rows));
@@ -157,20 +157,19 @@ struct DecodeResult {
 // keys/values, as allowed for the depth sweep) and pairs the rate with bandwidth sweeps run
 // just before and after.
 DecodeResult decode_run(const Model& m, ThreadPool& pool, BandwidthProbe& probe, int64_t depth,
-                        int64_t steps, uint32_t seed) {
+                        int64_t steps, uint32_t seed, const KvFormat& kv) {
   const ModelConfig& c = m.config();
-  KvCache cache = m.new_cache(depth + steps + 1);
+  KvCache cache(c, depth + steps + 1, kv);
   if (depth > 0) {
     cache.reserve_more(depth);
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
-    std::vector<float> row(static_cast<size_t>(cache.row_floats()));
+    std::vector<float> krow(static_cast<size_t>(cache.row_elems())), vrow(krow.size());
     for (int64_t l = 0; l < c.num_hidden_layers; ++l)
       for (int64_t t = 0; t < depth; ++t) {
-        for (auto& x : row) x = nd(rng);
-        std::copy(row.begin(), row.end(), cache.key_row(l, t));
-        for (auto& x : row) x = nd(rng);
-        std::copy(row.begin(), row.end(), cache.value_row(l, t));
+        for (auto& x : krow) x = nd(rng);
+        for (auto& x : vrow) x = nd(rng);
+        cache.store(l, t, krow.data(), vrow.data());
       }
     cache.commit(depth);
   }
@@ -188,7 +187,7 @@ DecodeResult decode_run(const Model& m, ThreadPool& pool, BandwidthProbe& probe,
   r.tok_s = static_cast<double>(steps) / s;
   r.bw_gbs = 0.5 * (bw_before + bw_after);
   // Step i reads depth + i + 1 key/value rows per layer.
-  r.bytes_per_token = bytes_per_token(m, static_cast<double>(depth) + 0.5 * static_cast<double>(steps + 1));
+  r.bytes_per_token = bytes_per_token(m, static_cast<double>(depth) + 0.5 * static_cast<double>(steps + 1), kv);
   r.roofline = r.tok_s * r.bytes_per_token / (r.bw_gbs * 1e9);
   return r;
 }
@@ -210,7 +209,7 @@ std::vector<int64_t> parse_depths(const std::string& text) {
 
 int run_bench(int argc, char** argv) {
   std::string model_dir, depths_text;
-  int64_t threads = 0, reps = 3, depth_steps = 16, sweep_mib = 1024;
+  int64_t threads = 0, reps = 3, depth_steps = 16, sweep_mib = 1024, kv_bits = 16;
   bool json = false;
   FlagSet flags("bench",
                 "Measures prompt processing (pp512: one 512-token prompt) and generation (tg128:\n"
@@ -218,7 +217,7 @@ int run_bench(int argc, char** argv) {
                 "A read-only all-thread sweep over >= 1 GiB runs before and after every decode\n"
                 "run; decode_roofline_pct is the median over runs of tok/s x bytes read per token\n"
                 "/ bandwidth. Bytes per token count attention, router, the k routed experts, norms,\n"
-                "one embedding row, the output head and the KV rows read (float32).");
+                "one embedding row, the output head and the KV rows read (in the --kv-bits format).");
   flags.add("-m,--model", &model_dir, "model folder", true);
   flags.add("--json", &json, "print one JSON object");
   flags.add("--depths", &depths_text, "also decode after N cached tokens (comma-separated, random KV)");
@@ -227,7 +226,9 @@ int run_bench(int argc, char** argv) {
   flags.add("--sweep-mib", &sweep_mib, "bandwidth sweep size in MiB (at least 1024)");
   const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
+  flags.add("--kv-bits", &kv_bits, "KV cache format: 16 = bf16 (default), 8, 4 (quantized), 32 = float32");
   if (!flags.parse(argc, argv)) return 0;
+  const KvFormat kv = kv_format_from_bits(kv_bits);
   if (reps < 1) throw Error("-r must be >= 1");
   if (sweep_mib < 1024) throw Error("--sweep-mib must be at least 1024 (1 GiB)");
   const std::vector<int64_t> depths = parse_depths(depths_text);
@@ -244,7 +245,7 @@ int run_bench(int argc, char** argv) {
 
   // Warm-up: a short prompt (touches the code paths and most experts).
   {
-    KvCache cache = model->new_cache(64);
+    KvCache cache(model->config(), 64, kv);
     const std::vector<int32_t> ids = random_ids(32, c.vocab_size, 99);
     SequenceInput in{ids, &cache, LogitsMode::kLast};
     SequenceOutput out;
@@ -253,14 +254,14 @@ int run_bench(int argc, char** argv) {
 
   std::vector<double> pp, tg, bw, roof;
   for (int64_t r = 0; r < reps; ++r) {
-    KvCache cache = model->new_cache(kPrompt);
+    KvCache cache(c, kPrompt, kv);
     const std::vector<int32_t> ids = random_ids(kPrompt, c.vocab_size, static_cast<uint32_t>(r + 1));
     SequenceInput in{ids, &cache, LogitsMode::kLast};
     SequenceOutput out;
     const auto t0 = Clock::now();
     model->forward({&in, 1}, {&out, 1}, pool);
     pp.push_back(static_cast<double>(kPrompt) / seconds_since(t0));
-    const DecodeResult d = decode_run(*model, pool, probe, 0, kGen, static_cast<uint32_t>(100 + r));
+    const DecodeResult d = decode_run(*model, pool, probe, 0, kGen, static_cast<uint32_t>(100 + r), kv);
     tg.push_back(d.tok_s);
     bw.push_back(d.bw_gbs);
     roof.push_back(d.roofline);
@@ -277,7 +278,7 @@ int run_bench(int argc, char** argv) {
                           2.0 * static_cast<double>(model->weights().lm_head.rows * c.hidden_size);
 
   std::vector<std::pair<int64_t, DecodeResult>> at_depth;
-  for (int64_t d : depths) at_depth.emplace_back(d, decode_run(*model, pool, probe, d, depth_steps, 7));
+  for (int64_t d : depths) at_depth.emplace_back(d, decode_run(*model, pool, probe, d, depth_steps, 7, kv));
 
   // Peak resident memory of the engine: the process peak less the probe buffer (resident
   // from before the first measurement to the end, so it is part of the peak).
@@ -294,6 +295,7 @@ int run_bench(int argc, char** argv) {
   j["peak_rss_bytes"] = peak_rss;
   j["load_s"] = load_s;
   j["mode"] = "default";
+  j["kv_bits"] = kv_bits;
   if (!depths.empty()) {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();
     for (const auto& [d, r] : at_depth)
@@ -310,7 +312,7 @@ int run_bench(int argc, char** argv) {
             << " | mode default\n";
   std::cout << "pp512              " << pp_med << " tok/s  (" << j["prefill_gflops"].get<double>() << " GFLOP/s)\n";
   std::cout << "tg128              " << median(tg) << " tok/s  (" << 100.0 * median(roof) << "% of "
-            << median(bw) << " GB/s read bandwidth; " << bytes_per_token(*model, 64.5) / 1e6
+            << median(bw) << " GB/s read bandwidth; " << bytes_per_token(*model, 64.5, kv) / 1e6
             << " MB read per token)\n";
   for (const auto& [d, r] : at_depth)
     std::cout << "tg @ depth " << std::setw(6) << d << " " << r.tok_s << " tok/s  (" << 100.0 * r.roofline

@@ -25,7 +25,7 @@ namespace qcoder::cli {
 int run_generate(int argc, char** argv) {
   std::string model_dir, ids_text, prompt, chat_template_file;
   bool chat = false;
-  int64_t n_new = 0, threads = 0, seed = 0, top_k = 0;
+  int64_t n_new = 0, threads = 0, seed = 0, top_k = 0, kv_bits = 16;
   double temp = 0.0, top_p = 1.0, min_p = 0.0, rep = 1.0, presence = 0.0, frequency = 0.0;
   bool json = false, ignore_eos = false;
   FlagSet flags("generate",
@@ -51,12 +51,14 @@ int run_generate(int argc, char** argv) {
   flags.add("-t,--threads", &threads, "threads (0 = all cores; under mpirun: per rank, 0 = the cores / ranks)");
   ResidencyFlags residency;
   add_residency_flags(flags, &residency);
+  flags.add("--kv-bits", &kv_bits, "KV cache format: 16 = bf16 (default), 8 or 4 = affine quantized (group 64, as mlx-lm --kv-bits), 32 = float32");
   ParallelFlags parallel;
   parallel.add_to(flags);
   if (!flags.parse(argc, argv)) return 0;
   if (flags.given("--ids") == flags.given("--prompt"))
     throw Error("give exactly one of --ids and -p/--prompt");
   if (n_new < 0) throw Error("-n must be >= 0");
+  const KvFormat kv_format = kv_format_from_bits(kv_bits);
   if ((chat || flags.given("--chat-template")) && !flags.given("--prompt")) throw Error("--chat needs -p TEXT");
   if (flags.given("--chat-template") && !chat) throw Error("--chat-template needs --chat");
   if (chat) {
@@ -93,6 +95,8 @@ int run_generate(int argc, char** argv) {
     throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
                 "(the config's rope_scaling block applies)");
   if (session && !session->leader()) return session->follow();
+  if (session && flags.given("--kv-bits") && !(kv_format == KvFormat{}))
+    throw Error("--kv-bits: under mpirun only the default (16, bf16) is supported");
   std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
   if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
     throw Error("--mem-budget and --mlock are not supported with --parallel yet");
@@ -103,7 +107,7 @@ int run_generate(int argc, char** argv) {
       ignore_eos ? std::vector<int32_t>{} : load_stop_token_ids(model_dir, config);
   std::unique_ptr<ThreadPool> pool = session ? nullptr : std::make_unique<ThreadPool>(static_cast<int>(threads));
   std::optional<KvCache> cache;
-  if (!session) cache.emplace(model->new_cache(ctx));
+  if (!session) cache.emplace(model->config(), ctx, kv_format);
   const int64_t slot = session ? session->runner().open(ctx) : -1;
 
   // Penalties see the prompt plus the generated tokens, as mlx-lm 0.32.2's generate_step

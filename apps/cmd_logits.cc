@@ -13,7 +13,7 @@ namespace qcoder::cli {
 int run_logits(int argc, char** argv) {
   std::string model_dir, ids_text, out_path;
   bool all_positions = false;
-  int64_t threads = 0;
+  int64_t threads = 0, kv_bits = 16;
   FlagSet flags("logits",
                 "Runs the model on a token sequence and writes little-endian float32 logits,\n"
                 "row-major: one row of vocab_size values for the last position, or one per position.");
@@ -23,12 +23,14 @@ int run_logits(int argc, char** argv) {
   flags.add("--out", &out_path, "output file", true);
   const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
+  flags.add("--kv-bits", &kv_bits, "KV cache format: 16 = bf16 (default), 8 or 4 = affine quantized (group 64, as mlx-lm --kv-bits), 32 = float32");
   if (!flags.parse(argc, argv)) return 0;
 
   const std::vector<int32_t> ids = parse_id_list(ids_text);
+  const KvFormat kv_format = kv_format_from_bits(kv_bits);
   auto model = Model::load(model_dir, model_options.rope());
   ThreadPool pool(static_cast<int>(threads));
-  KvCache cache = model->new_cache(static_cast<int64_t>(ids.size()));
+  KvCache cache(model->config(), static_cast<int64_t>(ids.size()), kv_format);
   SequenceInput in{ids, &cache, all_positions ? LogitsMode::kAll : LogitsMode::kLast};
   SequenceOutput out;
   model->forward({&in, 1}, {&out, 1}, pool);

@@ -27,7 +27,8 @@ int run_serve(int argc, char** argv) {
   std::string model_dir, host = "127.0.0.1", api_key, alias, kv_budget = "4G", prefix_cache = "",
                          chat_template, max_body = "8M";
   int64_t port = 8080, slots = 16, ctx_size = 0, queue = 64, threads = 0, batch_tokens = 512,
-          prefill_chunk = 256, block_tokens = 16, shutdown_timeout = 30, max_connections = 256;
+          prefill_chunk = 256, block_tokens = 16, shutdown_timeout = 30, max_connections = 256,
+          kv_bits = 16;
   FlagSet flags(
       "serve",
       "Serves the model over HTTP with the OpenAI API: /v1/chat/completions,\n"
@@ -43,7 +44,9 @@ int run_serve(int argc, char** argv) {
   flags.add("--ctx-size", &ctx_size,
             "tokens one sequence may reach, prompt included (0 = the model's maximum)");
   flags.add("--kv-budget", &kv_budget,
-            "KV cache memory for all sequences and the prefix cache (K/M/G suffixes)");
+            "KV cache memory for all sequences and the prefix cache (K/M/G suffixes), counted in\n"
+            "bytes of the --kv-bits format");
+  flags.add("--kv-bits", &kv_bits, "KV cache format: 16 = bf16 (default), 8 or 4 = affine quantized (group 64, as mlx-lm --kv-bits), 32 = float32");
   flags.add("--prefix-cache", &prefix_cache,
             "part of the KV budget the prefix cache may keep (default: half)");
   flags.add("--queue", &queue, "requests waiting for a slot at most (more get 429)");
@@ -79,6 +82,7 @@ int run_serve(int argc, char** argv) {
   eo.prefill_chunk = prefill_chunk;
   eo.block_tokens = block_tokens;
   eo.kv_budget_bytes = parse_byte_size("--kv-budget", kv_budget);
+  eo.kv_format = kv_format_from_bits(kv_bits);
   eo.prefix_cache_bytes =
       prefix_cache.empty() ? eo.kv_budget_bytes / 2 : parse_byte_size("--prefix-cache", prefix_cache);
   eo.threads = static_cast<int>(threads);

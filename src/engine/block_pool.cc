@@ -6,8 +6,8 @@
 
 namespace qcoder::engine {
 
-KvBlockPool::KvBlockPool(int64_t block_tokens, int64_t block_floats, int64_t capacity_blocks)
-    : block_tokens_(block_tokens), block_floats_(block_floats), capacity_(capacity_blocks) {
+KvBlockPool::KvBlockPool(int64_t block_tokens, int64_t block_bytes, int64_t capacity_blocks)
+    : block_tokens_(block_tokens), block_bytes_(block_bytes), capacity_(capacity_blocks) {
   if (capacity_blocks < 1 || capacity_blocks > INT32_MAX)
     throw Error("KV pool: bad block count " + std::to_string(capacity_blocks));
   data_.resize(static_cast<size_t>(capacity_blocks));
@@ -23,7 +23,7 @@ int32_t KvBlockPool::allocate() {
     } else if (next_fresh_ < capacity_) {
       id = next_fresh_++;
       data_[static_cast<size_t>(id)] =
-          std::make_unique<float[]>(static_cast<size_t>(block_floats_));
+          std::make_unique<uint8_t[]>(static_cast<size_t>(block_bytes_));
     }
     if (id >= 0) {
       refs_[static_cast<size_t>(id)] = 1;

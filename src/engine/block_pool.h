@@ -18,15 +18,17 @@ namespace qcoder::engine {
 
 class KvBlockPool final : public KvBlockAllocator {
  public:
-  // capacity_blocks >= 1 blocks of block_floats floats, each covering block_tokens positions.
-  KvBlockPool(int64_t block_tokens, int64_t block_floats, int64_t capacity_blocks);
+  // capacity_blocks >= 1 blocks of block_bytes bytes (model/kv_cache.h: kv_block_bytes, which
+  // depends on the KV format), each covering block_tokens positions.
+  KvBlockPool(int64_t block_tokens, int64_t block_bytes, int64_t capacity_blocks);
 
   int64_t block_tokens() const override { return block_tokens_; }
   int32_t allocate() override;
   void retain(int32_t block) override;
   void release(int32_t block) override;
   int32_t ref_count(int32_t block) const override { return refs_[static_cast<size_t>(block)]; }
-  float* block_data(int32_t block) override { return data_[static_cast<size_t>(block)].get(); }
+  int64_t block_bytes() const override { return block_bytes_; }
+  uint8_t* block_data(int32_t block) override { return data_[static_cast<size_t>(block)].get(); }
 
   // Called by allocate() when every block is taken: it should drop references (the prefix
   // cache evicting an entry) and return true if it released something, false if it cannot.
@@ -35,11 +37,10 @@ class KvBlockPool final : public KvBlockAllocator {
   int64_t capacity() const { return capacity_; }
   int64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
   int64_t free_blocks() const { return capacity_ - in_use(); }
-  uint64_t block_bytes() const { return static_cast<uint64_t>(block_floats_) * sizeof(float); }
 
  private:
-  int64_t block_tokens_, block_floats_, capacity_;
-  std::vector<std::unique_ptr<float[]>> data_;  // null until first used
+  int64_t block_tokens_, block_bytes_, capacity_;
+  std::vector<std::unique_ptr<uint8_t[]>> data_;  // null until first used
   std::vector<int32_t> refs_;
   std::vector<int32_t> free_;  // ids with data and no reference
   int32_t next_fresh_ = 0;     // ids >= this have never been allocated

@@ -62,21 +62,23 @@ Engine::Engine(const Model& model, EngineOptions options)
   options_.slots = std::max(1, options_.slots);
   options_.batch_tokens = std::max<int64_t>(options_.batch_tokens, options_.slots);
   options_.prefill_chunk = std::max<int64_t>(1, options_.prefill_chunk);
-  const int64_t block_floats = kv_block_floats(c, options_.block_tokens);
-  const uint64_t block_bytes = static_cast<uint64_t>(block_floats) * sizeof(float);
+  const uint64_t block_bytes =
+      static_cast<uint64_t>(kv_block_bytes(c, options_.block_tokens, options_.kv_format));
   const int64_t blocks = static_cast<int64_t>(options_.kv_budget_bytes / block_bytes);
   if (blocks < 1)
     throw Error("the KV budget of " + std::to_string(options_.kv_budget_bytes) +
                 " bytes is smaller than one block (" + std::to_string(block_bytes) + " bytes)");
   kv_ = std::make_unique<Kv>();
-  kv_->pool = std::make_shared<KvBlockPool>(options_.block_tokens, block_floats, blocks);
+  kv_->pool = std::make_shared<KvBlockPool>(options_.block_tokens,
+                                            static_cast<int64_t>(block_bytes), blocks);
   kv_->cache = std::make_unique<PrefixCache>(
       *kv_->pool, std::min(options_.prefix_cache_bytes, options_.kv_budget_bytes));
   kv_->pool->set_reclaim([this] { return kv_->cache->reclaim_one(); });
   counters_ = std::make_unique<Counters>(options_.slots);
   QCODER_INFO("engine: " << options_.slots << " slots, context " << options_.ctx_size
                          << ", KV pool " << blocks << " blocks of " << options_.block_tokens
-                         << " tokens (" << block_bytes << " bytes each)");
+                         << " tokens (" << block_bytes << " bytes each, "
+                         << kv_format_name(options_.kv_format) << ")");
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -113,7 +115,7 @@ std::shared_ptr<RequestState> Engine::submit(GenerationParams params) {
   seq->prompt_len = n;
   seq->max_new = options_.ctx_size - n;
   if (params.max_tokens >= 0) seq->max_new = std::min(seq->max_new, params.max_tokens);
-  seq->cache.emplace(c, options_.ctx_size, kv_->pool);
+  seq->cache.emplace(c, options_.ctx_size, kv_->pool, options_.kv_format);
   seq->params = std::move(params);
   auto state = seq->state;
   {

@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/kv_format.h"
 #include "engine/request.h"
 #include "model/model.h"
 
@@ -37,7 +38,8 @@ struct EngineOptions {
   int64_t batch_tokens = 512;             // tokens per forward step at most (>= slots)
   int64_t prefill_chunk = 256;            // prompt tokens per sequence per step at most
   int64_t block_tokens = 16;              // positions per KV block (a power of two)
-  uint64_t kv_budget_bytes = 1ull << 30;  // the whole KV pool
+  uint64_t kv_budget_bytes = 1ull << 30;  // the whole KV pool, in bytes of kv_format
+  KvFormat kv_format;                     // KV element format (bf16 by default)
   uint64_t prefix_cache_bytes = 512ull << 20;  // the part the prefix cache may keep
   int threads = 0;                             // forward-pass threads; 0 = all cores
 };

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kv_format.h"
 #include "kernels/qmatrix.h"
 
 namespace qcoder::ops {
@@ -93,13 +94,19 @@ constexpr int64_t kAttnBlock = 64;
 struct AttentionShape {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
+  // The stored row format (kernels/kv_format.h): k_rows[t] / v_rows[t] point at a row of
+  // n_kv_heads * head_dim elements in it, decoded on the fly one key block at a time.
+  KvFormat kv{KvDtype::kF32};
 };
 
 // Work items for one call: the caller runs attention_item(i) for i in [0, attention_items())
 // in any order, on any threads. scratch: per-thread buffer (resized as needed).
 int64_t attention_items(const AttentionShape& s, int64_t n_q);
 void attention_item(const AttentionShape& s, const float* q, int64_t n_q, int64_t n_keys,
-                    const float* const* k_rows, const float* const* v_rows, float* out,
+                    const uint8_t* const* k_rows, const uint8_t* const* v_rows, float* out,
                     int64_t item, std::vector<float>& scratch);
+// The SIMD row decoder the attention kernel uses: bitwise equal to ref::kv_decode.
+void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
+               float* out);
 
 }  // namespace qcoder::ops

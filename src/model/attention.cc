@@ -72,15 +72,14 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
         ops::rms_norm(x, w.q_norm.data(), hd, c.rms_norm_eps, x);
         ops::rope_rotate_half(x, hd, cs, sn);
       }
-      float* kc = rows.cache[r]->key_row(layer, rows.pos[r]);
-      float* vc = rows.cache[r]->value_row(layer, rows.pos[r]);
       for (int64_t hh = 0; hh < nkv; ++hh) {
         float* x = &k[(r * nkv + hh) * hd];
         ops::rms_norm(x, w.k_norm.data(), hd, c.rms_norm_eps, x);
         ops::rope_rotate_half(x, hd, cs, sn);
       }
-      std::copy(&k[r * nkv * hd], &k[(r + 1) * nkv * hd], kc);
-      std::copy(&v[r * nkv * hd], &v[(r + 1) * nkv * hd], vc);
+      // Stored in the cache's format (bf16, quantized, ...): attention reads them back from
+      // there, so the new tokens see their own keys as rounded, like every later query.
+      rows.cache[r]->store(layer, rows.pos[r], &k[r * nkv * hd], &v[r * nkv * hd]);
     }
   });
 
@@ -88,7 +87,8 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
   // position at a time through the cache (paged caches need no change here).
   const ops::AttentionShape shape{nh, nkv, hd, static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))};
   const std::vector<Segment> segs = segments_of(rows);
-  std::vector<std::vector<const float*>> k_rows(segs.size()), v_rows(segs.size());
+  std::vector<std::vector<const uint8_t*>> k_rows(segs.size()), v_rows(segs.size());
+  std::vector<ops::AttentionShape> shapes(segs.size(), shape);
   std::vector<int64_t> first_item(segs.size() + 1, 0);
   for (size_t s = 0; s < segs.size(); ++s) {
     const int64_t n_keys = segs[s].pos0 + segs[s].len;
@@ -98,6 +98,7 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
       k_rows[s][t] = segs[s].cache->key_row(layer, t);
       v_rows[s][t] = segs[s].cache->value_row(layer, t);
     }
+    shapes[s].kv = segs[s].cache->format();  // rows are decoded inside the kernel
     first_item[s + 1] = first_item[s] + ops::attention_items(shape, segs[s].len);
   }
   std::vector<float> attn(static_cast<size_t>(n * nh * hd));
@@ -105,7 +106,7 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
   pool.parallel_items(first_item.back(), [&](int64_t item, int thread) {
     const size_t s = static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), item) - first_item.begin() - 1);
     const Segment& sg = segs[s];
-    ops::attention_item(shape, &q[sg.row0 * nh * hd], sg.len, sg.pos0 + sg.len, k_rows[s].data(),
+    ops::attention_item(shapes[s], &q[sg.row0 * nh * hd], sg.len, sg.pos0 + sg.len, k_rows[s].data(),
                         v_rows[s].data(), &attn[sg.row0 * nh * hd], item - first_item[s],
                         scratch[static_cast<size_t>(thread)]);
   });

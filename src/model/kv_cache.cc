@@ -5,6 +5,9 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/ops.h"
+#include "kernels/reference/kv_ref.h"
+
 namespace qcoder {
 
 namespace {
@@ -13,9 +16,10 @@ namespace {
 // cache goes away.
 class HeapBlockAllocator final : public KvBlockAllocator {
  public:
-  HeapBlockAllocator(int64_t block_tokens, int64_t block_floats)
-      : block_tokens_(block_tokens), block_floats_(block_floats) {}
+  HeapBlockAllocator(int64_t block_tokens, int64_t block_bytes)
+      : block_tokens_(block_tokens), block_bytes_(block_bytes) {}
   int64_t block_tokens() const override { return block_tokens_; }
+  int64_t block_bytes() const override { return block_bytes_; }
   int32_t allocate() override {
     int32_t id;
     if (!free_.empty()) {
@@ -23,7 +27,7 @@ class HeapBlockAllocator final : public KvBlockAllocator {
       free_.pop_back();
     } else {
       id = static_cast<int32_t>(data_.size());
-      data_.push_back(std::make_unique<float[]>(static_cast<size_t>(block_floats_)));
+      data_.push_back(std::make_unique<uint8_t[]>(static_cast<size_t>(block_bytes_)));
       refs_.push_back(0);
     }
     refs_[static_cast<size_t>(id)] = 1;
@@ -34,11 +38,11 @@ class HeapBlockAllocator final : public KvBlockAllocator {
     if (--refs_[static_cast<size_t>(b)] == 0) free_.push_back(b);
   }
   int32_t ref_count(int32_t b) const override { return refs_[static_cast<size_t>(b)]; }
-  float* block_data(int32_t b) override { return data_[static_cast<size_t>(b)].get(); }
+  uint8_t* block_data(int32_t b) override { return data_[static_cast<size_t>(b)].get(); }
 
  private:
-  int64_t block_tokens_, block_floats_;
-  std::vector<std::unique_ptr<float[]>> data_;
+  int64_t block_tokens_, block_bytes_;
+  std::vector<std::unique_ptr<uint8_t[]>> data_;
   std::vector<int32_t> refs_;
   std::vector<int32_t> free_;
 };
@@ -47,24 +51,36 @@ constexpr int64_t kPrivateBlockTokens = 64;
 
 }  // namespace
 
-int64_t kv_block_floats(const ModelConfig& config, int64_t block_tokens) {
-  return config.num_hidden_layers * 2 * block_tokens * config.num_key_value_heads * config.head_dim;
+int64_t kv_row_bytes(const ModelConfig& config, const KvFormat& f) {
+  validate_kv_format(f, config.head_dim);
+  return kv_row_bytes(f, config.num_key_value_heads * config.head_dim);
 }
 
-KvCache::KvCache(const ModelConfig& config, int64_t max_tokens)
+int64_t kv_block_bytes(const ModelConfig& config, int64_t block_tokens, const KvFormat& f) {
+  return config.num_hidden_layers * 2 * block_tokens * kv_row_bytes(config, f);
+}
+
+KvCache::KvCache(const ModelConfig& config, int64_t max_tokens, KvFormat format)
     : KvCache(config, max_tokens,
-              std::make_shared<HeapBlockAllocator>(kPrivateBlockTokens,
-                                                   kv_block_floats(config, kPrivateBlockTokens))) {}
+              std::make_shared<HeapBlockAllocator>(
+                  kPrivateBlockTokens, kv_block_bytes(config, kPrivateBlockTokens, format)),
+              format) {}
 
 KvCache::KvCache(const ModelConfig& config, int64_t max_tokens,
-                 std::shared_ptr<KvBlockAllocator> blocks)
-    : row_floats_(config.num_key_value_heads * config.head_dim),
+                 std::shared_ptr<KvBlockAllocator> blocks, KvFormat format)
+    : format_(format),
+      row_elems_(config.num_key_value_heads * config.head_dim),
+      row_bytes_(kv_row_bytes(config, format)),
       layers_(config.num_hidden_layers),
       max_tokens_(max_tokens),
       alloc_(std::move(blocks)) {
   const int64_t bt = alloc_->block_tokens();
   if (bt <= 0 || !std::has_single_bit(static_cast<uint64_t>(bt)))
     throw Error("KV block size must be a power of two, got " + std::to_string(bt));
+  if (alloc_->block_bytes() != layers_ * 2 * bt * row_bytes_)
+    throw Error("KV blocks of " + std::to_string(alloc_->block_bytes()) +
+                " bytes do not hold the " + kv_format_name(format) + " rows of this model (" +
+                std::to_string(layers_ * 2 * bt * row_bytes_) + " bytes)");
   shift_ = std::countr_zero(static_cast<uint64_t>(bt));
   mask_ = bt - 1;
 }
@@ -72,7 +88,9 @@ KvCache::KvCache(const ModelConfig& config, int64_t max_tokens,
 KvCache::~KvCache() { release_all(); }
 
 KvCache::KvCache(KvCache&& o) noexcept
-    : row_floats_(o.row_floats_),
+    : format_(o.format_),
+      row_elems_(o.row_elems_),
+      row_bytes_(o.row_bytes_),
       layers_(o.layers_),
       max_tokens_(o.max_tokens_),
       length_(o.length_),
@@ -89,7 +107,9 @@ KvCache::KvCache(KvCache&& o) noexcept
 KvCache& KvCache::operator=(KvCache&& o) noexcept {
   if (this == &o) return *this;
   release_all();
-  row_floats_ = o.row_floats_;
+  format_ = o.format_;
+  row_elems_ = o.row_elems_;
+  row_bytes_ = o.row_bytes_;
   layers_ = o.layers_;
   max_tokens_ = o.max_tokens_;
   length_ = o.length_;
@@ -122,11 +142,10 @@ void KvCache::make_private(size_t i) {
   if (alloc_->ref_count(ids_[i]) <= 1) return;
   const int32_t id = alloc_->allocate();
   if (id < 0) throw KvOutOfMemory("the KV cache memory budget is exhausted");
-  float* dst = alloc_->block_data(id);
+  uint8_t* dst = alloc_->block_data(id);
   // Only positions below length_ hold data; copying the whole block is simpler and the block
   // is small next to a forward step.
-  std::memcpy(dst, table_[i],
-              static_cast<size_t>(layers_ * 2 * (mask_ + 1) * row_floats_) * sizeof(float));
+  std::memcpy(dst, table_[i], static_cast<size_t>(alloc_->block_bytes()));
   alloc_->release(ids_[i]);
   ids_[i] = id;
   table_[i] = dst;
@@ -181,8 +200,20 @@ void KvCache::attach_prefix(std::span<const int32_t> blocks, int64_t tokens) {
 }
 
 uint64_t KvCache::bytes() const {
-  return static_cast<uint64_t>(ids_.size()) *
-         static_cast<uint64_t>(layers_ * 2 * (mask_ + 1) * row_floats_) * sizeof(float);
+  return static_cast<uint64_t>(ids_.size()) * static_cast<uint64_t>(alloc_->block_bytes());
+}
+
+void KvCache::store(int64_t layer, int64_t pos, const float* keys, const float* values) {
+  ref::kv_encode_row(format_, keys, row_elems_, key_row(layer, pos));
+  ref::kv_encode_row(format_, values, row_elems_, value_row(layer, pos));
+}
+
+void KvCache::load_key(int64_t layer, int64_t pos, float* out) {
+  ops::kv_decode(format_, key_row(layer, pos), row_elems_, 0, row_elems_, out);
+}
+
+void KvCache::load_value(int64_t layer, int64_t pos, float* out) {
+  ops::kv_decode(format_, value_row(layer, pos), row_elems_, 0, row_elems_, out);
 }
 
 }  // namespace qcoder

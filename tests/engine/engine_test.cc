@@ -125,7 +125,7 @@ TEST_F(EngineTest, PreemptionWhenTheKvPoolIsFullGivesTheSameTokens) {
     for (const auto& p : w) alone.push_back(collect(*e.submit(p)));
   }
   auto o = opts(12);
-  const uint64_t block_bytes = static_cast<uint64_t>(kv_block_floats(model_->config(), 16)) * 4;
+  const uint64_t block_bytes = static_cast<uint64_t>(kv_block_bytes(model_->config(), 16, KvFormat{}));
   o.kv_budget_bytes = 12 * block_bytes;  // far less than 12 sequences need at once
   o.prefix_cache_bytes = 4 * block_bytes;
   Engine e(*model_, o);

@@ -16,7 +16,7 @@ class KvPagingTest : public ::testing::Test {
   void SetUp() override { model_ = Model::load(testing::engine_fixture_dir()); }
   std::shared_ptr<KvBlockPool> pool(int64_t block_tokens, int64_t blocks) {
     return std::make_shared<KvBlockPool>(block_tokens,
-                                         kv_block_floats(model_->config(), block_tokens), blocks);
+                                         kv_block_bytes(model_->config(), block_tokens, KvFormat{}), blocks);
   }
   std::vector<float> run(KvCache& cache, const std::vector<int32_t>& ids) {
     SequenceInput in{ids, &cache, LogitsMode::kAll};

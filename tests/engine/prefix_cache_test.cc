@@ -41,7 +41,7 @@ TEST(PrefixCacheTest, LongestChainOfWholeBlocks) {
 }
 
 TEST(PrefixCacheTest, BoundedInBytesEvictsLeastRecentlyUsedLeaves) {
-  KvBlockPool pool(2, 4, 16);  // 16 bytes per block
+  KvBlockPool pool(2, 16, 16);  // 16 bytes per block
   PrefixCache cache(pool, 3 * pool.block_bytes());
   std::vector<int32_t> a_blocks = {pool.allocate(), pool.allocate()};
   std::vector<int32_t> b_blocks = {pool.allocate(), pool.allocate()};

@@ -98,7 +98,7 @@ FixtureRef load_fixture(const std::string& dir) {
   return fx;
 }
 
-ParityStats run_parity(const FixtureRef& fx, int threads) {
+ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv) {
   auto model = Model::load(fx.dir);
   ThreadPool pool(threads);
   const int64_t V = model->config().vocab_size, L = fx.layers, k = fx.top_k;
@@ -110,7 +110,7 @@ ParityStats run_parity(const FixtureRef& fx, int threads) {
   for (const PromptRef& p : fx.prompts) {
     std::vector<int32_t> seq = p.ids;
     seq.insert(seq.end(), p.greedy.begin(), p.greedy.end() - 1);
-    KvCache cache = model->new_cache(static_cast<int64_t>(seq.size()));
+    KvCache cache(model->config(), static_cast<int64_t>(seq.size()), kv);
     SequenceInput in{seq, &cache, LogitsMode::kAll};
     SequenceOutput out;
     ForwardTrace trace;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kv_format.h"
+
 namespace qcoder::parity {
 
 struct PromptRef {
@@ -34,8 +36,9 @@ struct ParityStats {
   int64_t greedy_steps = 0, greedy_compared = 0, greedy_agree = 0;
 };
 
-// Runs qcoder on every prompt of the fixture and gathers the statistics.
-ParityStats run_parity(const FixtureRef& fx, int threads);
+// Runs qcoder on every prompt of the fixture, with KV cache format kv, and gathers the
+// statistics.
+ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv = {});
 
 std::string format_stats(const FixtureRef& fx, const ParityStats& s);
 

@@ -33,6 +33,7 @@ HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(ReadSweepImpl);
 HWY_EXPORT(AttentionItemsImpl);
 HWY_EXPORT(AttentionItemImpl);
+HWY_EXPORT(KvDecodeImpl);
 
 namespace ops {
 
@@ -81,9 +82,14 @@ int64_t attention_items(const AttentionShape& s, int64_t n_q) {
 }
 
 void attention_item(const AttentionShape& s, const float* q, int64_t n_q, int64_t n_keys,
-                    const float* const* k_rows, const float* const* v_rows, float* out,
+                    const uint8_t* const* k_rows, const uint8_t* const* v_rows, float* out,
                     int64_t item, std::vector<float>& scratch) {
   HWY_DYNAMIC_DISPATCH(AttentionItemImpl)(s, q, n_q, n_keys, k_rows, v_rows, out, item, scratch);
+}
+
+void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
+               float* out) {
+  HWY_DYNAMIC_DISPATCH(KvDecodeImpl)(f, row, n, begin, count, out);
 }
 
 }  // namespace ops
