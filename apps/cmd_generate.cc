@@ -91,15 +91,16 @@ int run_generate(int argc, char** argv) {
   const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
   // Under mpirun: this rank's shard; ranks other than 0 mirror rank 0's steps and print nothing.
   auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads);
+  // Every rank refuses alike, before the followers start mirroring the leader.
   if (session && model_options.given())
     throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
                 "(the config's rope_scaling block applies)");
-  if (session && !session->leader()) return session->follow();
-  if (session && flags.given("--kv-bits") && !(kv_format == KvFormat{}))
+  if (session && !(kv_format == KvFormat{}))
     throw Error("--kv-bits: under mpirun only the default (16, bf16) is supported");
-  std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
   if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
     throw Error("--mem-budget and --mlock are not supported with --parallel yet");
+  if (session && !session->leader()) return session->follow();
+  std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
   if (model) apply_residency_flags(*model, residency);
   const ModelConfig& config = session ? session->config() : model->config();
   Sampler sampler(sp, static_cast<size_t>(config.vocab_size));

@@ -7,11 +7,13 @@
 // m_b); l_b = sum p; o_b = sum_t p_t v_t; blocks combined in order with the online-softmax
 // rescaling. A query therefore gets the same bits in a decode step and inside any prefill tile.
 //
-// Rows are stored in the cache's format (kernels/kv_format.h). Other than float32, each key
-// block's rows of the item's KV head are decoded into a per-thread float buffer (B x head_dim
-// for keys, the same for values) as the block is reached, and then used exactly as float32
-// rows: the decoded values are the scalar reference's bit for bit (ref::kv_decode), so the
-// arithmetic above, and its invariance, do not depend on the format.
+// Rows are stored in the cache's format (kernels/kv_format.h). Each key block's rows of the
+// item's KV head are decoded into a per-thread float buffer (B x head_dim for keys, the same
+// for values) as the block is reached, and then used as float32 rows: the decoded values are
+// the scalar reference's bit for bit (ref::kv_decode), so the arithmetic above, and its
+// invariance, do not depend on the format. float32 rows are copied the same way: reading each
+// head slice of the scattered rows once, up front, beats reading them inside the dot products
+// (measured 1.5x at 32K context, docs/KV_CACHE.md).
 
 #if defined(QCODER_KERNELS_CPU_ATTENTION_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QCODER_KERNELS_CPU_ATTENTION_INL_H_
@@ -131,15 +133,14 @@ inline void AttentionItemImpl(const ops::AttentionShape& s, const float* q, int6
   constexpr int64_t B = ops::kAttnBlock;
   const int64_t hd = s.head_dim, nh = s.n_heads, grp = s.n_heads / s.n_kv_heads;
   const int64_t row_elems = s.n_kv_heads * hd;
-  const bool raw = s.kv.dtype == KvDtype::kF32;  // rows are used in place
   const int64_t tiles = (n_q + kAttnTile - 1) / kAttnTile;
   const int64_t kvh = item / tiles, tile = item % tiles;
   const int64_t i0 = tile * kAttnTile, i1 = std::min(n_q, i0 + kAttnTile);
   const int64_t nq = i1 - i0, pairs = nq * grp;
   const int64_t first_pos = n_keys - n_q;  // position of query 0
   // scratch: scores [pairs][B], o [pairs][hd], ob [pairs][hd], m, l, mb, lb [pairs],
-  // then the decoded keys and values of one block [B][hd] each (formats other than f32)
-  scratch.resize(static_cast<size_t>(pairs * (B + 2 * hd + 4) + (raw ? 0 : 2 * B * hd)));
+  // then the decoded keys and values of one block [B][hd] each
+  scratch.resize(static_cast<size_t>(pairs * (B + 2 * hd + 4) + 2 * B * hd));
   float* scores = scratch.data();
   float* o = scores + pairs * B;
   float* ob = o + pairs * hd;
@@ -151,12 +152,8 @@ inline void AttentionItemImpl(const ops::AttentionShape& s, const float* q, int6
   float* vbuf = kbuf + B * hd;
   // The head's slice of key/value row t (t in the current block [b0, b1)).
   int64_t b0 = 0;
-  const auto key = [&](int64_t t) -> const float* {
-    return raw ? reinterpret_cast<const float*>(k_rows[t]) + kvh * hd : kbuf + (t - b0) * hd;
-  };
-  const auto value = [&](int64_t t) -> const float* {
-    return raw ? reinterpret_cast<const float*>(v_rows[t]) + kvh * hd : vbuf + (t - b0) * hd;
-  };
+  const auto key = [&](int64_t t) -> const float* { return kbuf + (t - b0) * hd; };
+  const auto value = [&](int64_t t) -> const float* { return vbuf + (t - b0) * hd; };
   const int64_t last_pos = first_pos + i1 - 1;
   // Keys visible to pair pr's query inside the block starting at b0.
   const auto visible = [&](int64_t pr, int64_t start) {
@@ -164,11 +161,10 @@ inline void AttentionItemImpl(const ops::AttentionShape& s, const float* q, int6
   };
   for (; b0 <= last_pos; b0 += B) {
     const int64_t b1 = std::min(b0 + B, last_pos + 1);  // keys [b0, b1) are read
-    if (!raw)
-      for (int64_t t = b0; t < b1; ++t) {
-        KvDecodeImpl(s.kv, k_rows[t], row_elems, kvh * hd, hd, kbuf + (t - b0) * hd);
-        KvDecodeImpl(s.kv, v_rows[t], row_elems, kvh * hd, hd, vbuf + (t - b0) * hd);
-      }
+    for (int64_t t = b0; t < b1; ++t) {
+      KvDecodeImpl(s.kv, k_rows[t], row_elems, kvh * hd, hd, kbuf + (t - b0) * hd);
+      KvDecodeImpl(s.kv, v_rows[t], row_elems, kvh * hd, hd, vbuf + (t - b0) * hd);
+    }
     // Scores: each key row is read once for every (query, head) of the tile.
     for (int64_t t = b0; t < b1; ++t) {
       const float* kt = key(t);
