@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/process_memory.h"
 #include "engine/engine.h"
 #include "flags.h"
 #include "model_options.h"
@@ -82,6 +83,12 @@ int run_serve(int argc, char** argv) {
   eo.prefill_chunk = prefill_chunk;
   eo.block_tokens = block_tokens;
   eo.kv_budget_bytes = parse_byte_size("--kv-budget", kv_budget);
+  // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM
+  // killer once the cache fills, so it is refused up front.
+  if (const uint64_t avail = available_memory_bytes(); avail > 0 && eo.kv_budget_bytes > avail)
+    throw Error("--kv-budget " + kv_budget + " (" + std::to_string(eo.kv_budget_bytes) +
+                " bytes) is more than the memory available now (" + std::to_string(avail) +
+                " bytes, MemAvailable): lower --kv-budget or store KV in fewer bits (--kv-bits 8 or 4)");
   eo.kv_format = kv_format_from_bits(kv_bits);
   eo.prefix_cache_bytes =
       prefix_cache.empty() ? eo.kv_budget_bytes / 2 : parse_byte_size("--prefix-cache", prefix_cache);

@@ -8,8 +8,8 @@
 namespace qcoder {
 namespace {
 
-uint64_t status_field(const std::string& key) {
-  std::ifstream in("/proc/self/status");
+uint64_t kib_field(const char* file, const std::string& key) {
+  std::ifstream in(file);
   std::string line;
   while (std::getline(in, line))
     if (line.rfind(key, 0) == 0) return std::stoull(line.substr(key.size())) * 1024;
@@ -49,7 +49,8 @@ uint64_t mapped_file_rss(const std::vector<std::string>& paths) {
   return total;
 }
 
-uint64_t current_rss_bytes() { return status_field("VmRSS:"); }
-uint64_t peak_rss_bytes() { return status_field("VmHWM:"); }
+uint64_t current_rss_bytes() { return kib_field("/proc/self/status", "VmRSS:"); }
+uint64_t peak_rss_bytes() { return kib_field("/proc/self/status", "VmHWM:"); }
+uint64_t available_memory_bytes() { return kib_field("/proc/meminfo", "MemAvailable:"); }
 
 }  // namespace qcoder

@@ -15,5 +15,8 @@ uint64_t mapped_file_rss(const std::vector<std::string>& paths);
 // VmRSS / VmHWM of /proc/self/status in bytes (0 when unavailable).
 uint64_t current_rss_bytes();
 uint64_t peak_rss_bytes();
+// MemAvailable of /proc/meminfo in bytes: what can still be allocated without swapping or the
+// OOM killer (0 when unavailable).
+uint64_t available_memory_bytes();
 
 }  // namespace qcoder

@@ -57,6 +57,7 @@ std::vector<std::pair<int32_t, float>> top_n(std::span<const float> lp, int n) {
 Engine::Engine(const Model& model, EngineOptions options)
     : model_(model), options_(std::move(options)), pool_(options_.threads) {
   const ModelConfig& c = model_.config();
+  const bool ctx_given = options_.ctx_size > 0;
   // The usable context: YaRN's factor x original, else max_position_embeddings.
   if (options_.ctx_size <= 0 || options_.ctx_size > usable_context(c)) options_.ctx_size = usable_context(c);
   options_.slots = std::max(1, options_.slots);
@@ -68,6 +69,21 @@ Engine::Engine(const Model& model, EngineOptions options)
   if (blocks < 1)
     throw Error("the KV budget of " + std::to_string(options_.kv_budget_bytes) +
                 " bytes is smaller than one block (" + std::to_string(block_bytes) + " bytes)");
+  // One sequence must be able to reach the context: an explicit --ctx-size the budget cannot
+  // hold is refused here, at start, rather than failing requests (or the machine) later; the
+  // default context shrinks to what the budget holds.
+  const int64_t budget_tokens = blocks * options_.block_tokens;
+  if (budget_tokens < options_.ctx_size) {
+    const uint64_t need = static_cast<uint64_t>((options_.ctx_size + options_.block_tokens - 1) / options_.block_tokens) * block_bytes;
+    if (ctx_given)
+      throw Error("a context of " + std::to_string(options_.ctx_size) + " tokens needs " + std::to_string(need) +
+                  " bytes of KV memory in this format; the KV budget of " + std::to_string(options_.kv_budget_bytes) +
+                  " bytes holds " + std::to_string(budget_tokens) +
+                  " tokens: raise --kv-budget, lower --ctx-size or store KV in fewer bits (--kv-bits 8 or 4)");
+    QCODER_INFO("engine: the KV budget holds " << budget_tokens << " tokens, less than the model's context of "
+                                               << options_.ctx_size << "; serving contexts up to " << budget_tokens);
+    options_.ctx_size = budget_tokens;
+  }
   kv_ = std::make_unique<Kv>();
   kv_->pool = std::make_shared<KvBlockPool>(options_.block_tokens,
                                             static_cast<int64_t>(block_bytes), blocks);

@@ -128,11 +128,32 @@ TEST_F(EngineTest, PreemptionWhenTheKvPoolIsFullGivesTheSameTokens) {
   const uint64_t block_bytes = static_cast<uint64_t>(kv_block_bytes(model_->config(), 16, KvFormat{}));
   o.kv_budget_bytes = 12 * block_bytes;  // far less than 12 sequences need at once
   o.prefix_cache_bytes = 4 * block_bytes;
+  o.ctx_size = 12 * 16;                   // what the budget holds (more is refused)
   Engine e(*model_, o);
   std::vector<std::shared_ptr<RequestState>> states;
   for (const auto& p : w) states.push_back(e.submit(p));
   for (size_t i = 0; i < w.size(); ++i) EXPECT_EQ(collect(*states[i]).tokens, alone[i].tokens) << i;
   EXPECT_LE(e.stats().kv_blocks_used, 4);
+}
+
+// A context the KV budget cannot hold is refused at start with a clear error; without an
+// explicit --ctx-size the context shrinks to what the budget holds.
+TEST_F(EngineTest, RefusesAContextTheKvBudgetCannotHold) {
+  auto o = opts(1);
+  const uint64_t block_bytes = static_cast<uint64_t>(kv_block_bytes(model_->config(), 16, KvFormat{}));
+  o.kv_budget_bytes = 8 * block_bytes;  // 128 tokens
+  o.ctx_size = 256;
+  try {
+    Engine e(*model_, o);
+    FAIL() << "no error";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("holds 128 tokens"), std::string::npos) << err.what();
+  }
+  o.ctx_size = 0;
+  Engine e(*model_, o);
+  EXPECT_EQ(e.options().ctx_size, 128);
+  o.ctx_size = 128;
+  EXPECT_NO_THROW(Engine(*model_, o));
 }
 
 TEST_F(EngineTest, CancelFreesTheSequence) {

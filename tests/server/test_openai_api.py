@@ -279,3 +279,15 @@ def test_sigterm_finishes_requests_in_flight_then_exits():
     assert got["chunks"][-1].choices[0].finish_reason == "length"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(s.url.rsplit(":", 1)[1])), timeout=2)
+
+
+def test_refuses_a_context_or_kv_budget_it_cannot_hold():
+    import subprocess
+    from conftest import model_dir, qcoder_bin
+    base = [qcoder_bin(), "serve", "-m", model_dir(), "--port", "0", "-t", "1"]
+    cases = [(["--kv-budget", "1000T"], "MemAvailable"),
+             (["--kv-budget", "64K", "--ctx-size", "4096"], "raise --kv-budget")]
+    for extra, expect in cases:
+        r = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0, extra
+        assert expect in r.stderr.strip().splitlines()[-1], (extra, r.stderr)
