@@ -151,7 +151,15 @@ void prefault(const Model& m, ThreadPool& pool) {
 
 struct DecodeResult {
   double tok_s = 0.0, bw_gbs = 0.0, bytes_per_token = 0.0, roofline = 0.0;
+  double cpu_tok_s = 0.0;  // tokens per second of process CPU time, times the threads
 };
+
+double process_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 // Decodes `steps` tokens one at a time after `depth` cached positions (filled with random
 // keys/values, as allowed for the depth sweep) and pairs the rate with bandwidth sweeps run
@@ -176,15 +184,18 @@ DecodeResult decode_run(const Model& m, ThreadPool& pool, BandwidthProbe& probe,
   const std::vector<int32_t> ids = random_ids(steps, c.vocab_size, seed + 1);
   const double bw_before = probe.measure(pool);
   const auto t0 = Clock::now();
+  const double cpu0 = process_cpu_s();
   for (int64_t i = 0; i < steps; ++i) {
     SequenceInput in{std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1), &cache, LogitsMode::kLast};
     SequenceOutput out;
     m.forward({&in, 1}, {&out, 1}, pool);
   }
   const double s = seconds_since(t0);
+  const double cpu_s = process_cpu_s() - cpu0;
   const double bw_after = probe.measure(pool);
   DecodeResult r;
   r.tok_s = static_cast<double>(steps) / s;
+  r.cpu_tok_s = static_cast<double>(steps) / cpu_s * pool.size();
   r.bw_gbs = 0.5 * (bw_before + bw_after);
   // Step i reads depth + i + 1 key/value rows per layer.
   r.bytes_per_token = bytes_per_token(m, static_cast<double>(depth) + 0.5 * static_cast<double>(steps + 1), kv);
@@ -210,7 +221,8 @@ std::vector<int64_t> parse_depths(const std::string& text) {
 int run_bench(int argc, char** argv) {
   std::string model_dir, depths_text;
   int64_t threads = 0, reps = 3, depth_steps = 16, sweep_mib = 1024, kv_bits = 16;
-  bool json = false;
+  int64_t gen = 128;
+  bool json = false, skip_pp = false;
   FlagSet flags("bench",
                 "Measures prompt processing (pp512: one 512-token prompt) and generation (tg128:\n"
                 "128 tokens one at a time from an empty context) in tokens/s, medians of -r runs.\n"
@@ -227,12 +239,16 @@ int run_bench(int argc, char** argv) {
   const ModelOptions model_options(flags);
   flags.add("-t,--threads", &threads, "threads (0 = all cores)");
   flags.add("--kv-bits", &kv_bits, "KV cache format: 16 = bf16 (default), 8, 4 (quantized), 32 = float32");
+  flags.add("--skip-pp", &skip_pp, "decode only (pp512 is reported as 0)");
+  flags.add("-n,--gen", &gen, "tokens decoded per decode run (default 128: tg128)");
   if (!flags.parse(argc, argv)) return 0;
   const KvFormat kv = kv_format_from_bits(kv_bits);
   if (reps < 1) throw Error("-r must be >= 1");
+  if (gen < 1) throw Error("-n must be >= 1");
   if (sweep_mib < 1024) throw Error("--sweep-mib must be at least 1024 (1 GiB)");
   const std::vector<int64_t> depths = parse_depths(depths_text);
-  constexpr int64_t kPrompt = 512, kGen = 128;
+  constexpr int64_t kPrompt = 512;
+  const int64_t kGen = gen;
 
   ThreadPool pool(static_cast<int>(threads));
   const auto t_load = Clock::now();
@@ -258,15 +274,20 @@ int run_bench(int argc, char** argv) {
     const std::vector<int32_t> ids = random_ids(kPrompt, c.vocab_size, static_cast<uint32_t>(r + 1));
     SequenceInput in{ids, &cache, LogitsMode::kLast};
     SequenceOutput out;
-    const auto t0 = Clock::now();
-    model->forward({&in, 1}, {&out, 1}, pool);
-    pp.push_back(static_cast<double>(kPrompt) / seconds_since(t0));
+    if (!skip_pp) {
+      const auto t0 = Clock::now();
+      model->forward({&in, 1}, {&out, 1}, pool);
+      pp.push_back(static_cast<double>(kPrompt) / seconds_since(t0));
+    } else {
+      pp.push_back(0.0);
+    }
     const DecodeResult d = decode_run(*model, pool, probe, 0, kGen, static_cast<uint32_t>(100 + r), kv);
     tg.push_back(d.tok_s);
     bw.push_back(d.bw_gbs);
     roof.push_back(d.roofline);
     QCODER_INFO("run " << r + 1 << ": pp512 " << pp.back() << " tok/s, tg128 " << d.tok_s << " tok/s, bw "
-                       << d.bw_gbs << " GB/s, roofline " << 100 * d.roofline << "%");
+                       << d.bw_gbs << " GB/s, roofline " << 100 * d.roofline << "%, "
+                       << d.cpu_tok_s << " tok/s per CPU-second x threads");
   }
   // FLOPs of one pp512: matrix products of 512 tokens, causal attention (QK and PV) and one
   // output-head row.

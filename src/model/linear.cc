@@ -1,6 +1,7 @@
 #include "model/linear.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace qcoder {
 namespace {
@@ -8,6 +9,8 @@ namespace {
 // Rows per work item: a panel small enough to balance two threads on a 768-row expert and
 // large enough that handing it out costs nothing next to streaming its weights.
 constexpr int64_t kPanelRows = 16;
+// Smallest claim of panels in run_linear_jobs' guided schedule.
+constexpr int64_t kMinClaim = 2;
 
 bool same_format(const QMatrix& a, const QMatrix& b) {
   return a.spec == b.spec && a.cols == b.cols;
@@ -32,14 +35,39 @@ void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
   }
   const int64_t total = first.back();
   if (total == 0) return;
-  const auto run_panel = [&](int64_t item, int) {
-    const size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
-    const LinearJob& job = jobs[j];
-    const int64_t r0 = (item - first[j]) * kPanelRows;
-    const int64_t r1 = std::min(job.m->rows, r0 + kPanelRows);
-    ops::matmul(*job.m, *job.acts, job.tokens, job.n_tokens, job.Y, job.ldy, r0, r1);
+  // Panels [a, b) of the concatenated jobs, each job's part as one call (the kernels
+  // prefetch ahead within a call, so a thread should own long contiguous runs of rows).
+  const auto run_range = [&](int64_t a, int64_t b) {
+    size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), a) - first.begin() - 1);
+    while (a < b) {
+      while (first[j + 1] <= a) ++j;
+      const LinearJob& job = jobs[j];
+      const int64_t e = std::min(b, first[j + 1]);
+      const int64_t r0 = (a - first[j]) * kPanelRows;
+      const int64_t r1 = std::min(job.m->rows, (e - first[j]) * kPanelRows);
+      ops::matmul(*job.m, *job.acts, job.tokens, job.n_tokens, job.Y, job.ldy, r0, r1);
+      a = e;
+    }
   };
-  pool.parallel_items(total, run_panel);
+  const int threads = pool.size();
+  if (threads <= 1 || total == 1) {
+    run_range(0, total);
+    return;
+  }
+  // Guided schedule: each claim takes 1/(2 * threads) of what is left (at least kMinClaim
+  // panels), so threads stream long contiguous runs and still finish together when one of
+  // them is slowed down (a shared machine).
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(threads, [&](int64_t, int64_t) {
+    for (;;) {
+      int64_t a = next.load(std::memory_order_relaxed), b = 0;
+      do {
+        if (a >= total) return;
+        b = std::min(total, a + std::max<int64_t>(kMinClaim, (total - a) / (2 * threads)));
+      } while (!next.compare_exchange_weak(a, b, std::memory_order_relaxed));
+      run_range(a, b);
+    }
+  });
 }
 
 void apply_linears(std::span<const QMatrix* const> ms, const float* X, int64_t n,
