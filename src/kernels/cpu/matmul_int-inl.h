@@ -355,72 +355,80 @@ QCODER_VNNI HWY_INLINE void LoadBf16Groups4(const uint8_t* const* rows, int64_t 
 // (scale = sw * sx; acc = fma(float(isum), scale, acc); accb = fma(bias, xsum, accb);
 // y = acc + accb, over the groups in order), so the result is bitwise the same as every other
 // path's. out4[i] = y of row i.
+// The four rows' partial vectors of block b (64 code bytes per row), reduced: i[0] = the four
+// rows' sums of lanes 0-7 (group 2b with G64) or of all lanes (G128); i[1] = lanes 8-15 (G64).
+template <int G64>
+QCODER_VNNI HWY_INLINE void Block4(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2,
+                                   const uint8_t* w3, const int8_t* x, const uint8_t* pf, __m128i* i) {
+  PrefetchL2(pf);
+  PrefetchL2(pf + 64);
+  PrefetchL2(pf + 128);
+  PrefetchL2(pf + 192);
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  const __m512i xhe = _mm512_loadu_si512(x), xho = _mm512_loadu_si512(x + 64);
+  const __m512i xle = _mm512_loadu_si512(x + 128), xlo = _mm512_loadu_si512(x + 192);
+  const auto row = [&](const uint8_t* wp) QCODER_VNNI {
+    const __m512i w = _mm512_loadu_si512(wp);
+    const __m512i lo = _mm512_and_si512(w, mask);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+    const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xhe), hi, xho);
+    const __m512i al = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xle), hi, xlo);
+    return _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
+  };
+  const __m512i v0 = row(w0), v1 = row(w1), v2 = row(w2), v3 = row(w3);
+  const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
+  const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v2, v3), _mm512_unpackhi_epi32(v2, v3));
+  // Per 128-bit block: the four rows' sums of that block's 4 lanes.
+  const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
+  const __m256i lo = _mm512_castsi512_si256(c), hi = _mm512_extracti64x4_epi64(c, 1);
+  if constexpr (G64) {
+    i[0] = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+    i[1] = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+  } else {
+    const __m256i h = _mm256_add_epi32(lo, hi);
+    i[0] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  }
+}
+
+// One group of the epilogue for four rows in lanes (PanelEpilogue's per-lane sequence).
+HWY_INLINE void Epilogue4(__m128i isum, __m128 sw, __m128 bias, float sx, float xsum, __m128& acc,
+                          __m128& accb) {
+  const __m128 scale = _mm_mul_ps(sw, _mm_set1_ps(sx));
+  acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
+  accb = _mm_fmadd_ps(bias, _mm_set1_ps(xsum), accb);
+}
+
 template <int G64>
 QCODER_VNNI HWY_NOINLINE void Rows4PlanesFused(const uint8_t* const* wr, const uint8_t* const* sr,
-                                               const uint8_t* const* br, int64_t NB, int64_t G,
-                                               const int8_t* x, const float* sx, const float* xsum,
-                                               const uint8_t* pf, float* out4) {
-  const __m512i mask = _mm512_set1_epi8(0x0f);
+                                               const uint8_t* const* br, int64_t G, const int8_t* x,
+                                               const float* sx, const float* xsum, const uint8_t* pf,
+                                               float* out4) {
+  const uint8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
   __m128 acc = _mm_setzero_ps(), accb = _mm_setzero_ps();
-  // The four rows' partial vectors of block b, reduced: i[0] = group sums of lanes 0-7 (G64)
-  // or of all lanes; i[1] = lanes 8-15 (G64).
-  const auto block = [&](int64_t b, __m128i* i) QCODER_VNNI {
-    const uint8_t* q = pf + b * 256;
-    PrefetchL2(q);
-    PrefetchL2(q + 64);
-    PrefetchL2(q + 128);
-    PrefetchL2(q + 192);
-    const __m512i xhe = _mm512_loadu_si512(x + b * 256), xho = _mm512_loadu_si512(x + b * 256 + 64);
-    const __m512i xle = _mm512_loadu_si512(x + b * 256 + 128), xlo = _mm512_loadu_si512(x + b * 256 + 192);
-    __m512i v[4];
-    for (int r = 0; r < 4; ++r) {
-      const __m512i w = _mm512_loadu_si512(wr[r] + b * 64);
-      const __m512i lo = _mm512_and_si512(w, mask);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-      __m512i ah = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xhe);
-      ah = _mm512_dpbusd_epi32(ah, hi, xho);
-      __m512i al = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xle);
-      al = _mm512_dpbusd_epi32(al, hi, xlo);
-      v[r] = _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
-    }
-    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
-    const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
-    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
-    const __m256i lo = _mm512_castsi512_si256(c), hi = _mm512_extracti64x4_epi64(c, 1);
-    if constexpr (G64) {
-      i[0] = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
-      i[1] = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
-    } else {
-      const __m256i h = _mm256_add_epi32(lo, hi);
-      i[0] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    }
-  };
-  const auto epilogue = [&](int64_t g, __m128i isum, __m128 sw, __m128 bias) QCODER_VNNI {
-    const __m128 scale = _mm_mul_ps(sw, _mm_set1_ps(sx[g]));
-    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
-    accb = _mm_fmadd_ps(bias, _mm_set1_ps(xsum[g]), accb);
-  };
-  for (int64_t g0 = 0; g0 < G; g0 += 4) {
-    const int64_t ng = std::min<int64_t>(4, G - g0);
-    __m128 s4[4], b4[4];
-    LoadBf16Groups4(sr, g0, ng, s4);
-    LoadBf16Groups4(br, g0, ng, b4);
-    if constexpr (G64) {  // G is even: two groups per block
-      for (int64_t k = 0; k < ng; k += 2) {
-        __m128i i[2];
-        block((g0 + k) / 2, i);
-        epilogue(g0 + k, i[0], s4[k], b4[k]);
-        epilogue(g0 + k + 1, i[1], s4[k + 1], b4[k + 1]);
-      }
-    } else {
-      for (int64_t k = 0; k < ng; ++k) {
-        __m128i i[1];
-        block(g0 + k, i);
-        epilogue(g0 + k, i[0], s4[k], b4[k]);
-      }
+  constexpr int64_t kGB = G64 ? 2 : 1;  // groups per 64-byte block
+  int64_t g0 = 0;
+  for (; g0 + 4 <= G; g0 += 4) {  // four groups: 2 blocks (G64) or 4 (G128)
+    __m128 s[4], b[4];
+    LoadBf16Groups4(sr, g0, 4, s);
+    LoadBf16Groups4(br, g0, 4, b);
+    for (int k = 0; k < 4; k += static_cast<int>(kGB)) {
+      const int64_t blk = (g0 + k) / kGB, o = blk * 64;
+      __m128i i[2];
+      Block4<G64>(w0 + o, w1 + o, w2 + o, w3 + o, x + blk * 256, pf + blk * 256, i);
+      Epilogue4(i[0], s[k], b[k], sx[g0 + k], xsum[g0 + k], acc, accb);
+      if constexpr (G64) Epilogue4(i[1], s[k + 1], b[k + 1], sx[g0 + k + 1], xsum[g0 + k + 1], acc, accb);
     }
   }
-  (void)NB;
+  for (; g0 < G; g0 += kGB) {  // the last 1-3 groups
+    __m128 s[2], b[2];
+    LoadBf16Groups4(sr, g0, kGB, s);
+    LoadBf16Groups4(br, g0, kGB, b);
+    const int64_t blk = g0 / kGB, o = blk * 64;
+    __m128i i[2];
+    Block4<G64>(w0 + o, w1 + o, w2 + o, w3 + o, x + blk * 256, pf + blk * 256, i);
+    Epilogue4(i[0], s[0], b[0], sx[g0], xsum[g0], acc, accb);
+    if constexpr (G64) Epilogue4(i[1], s[1], b[1], sx[g0 + 1], xsum[g0 + 1], acc, accb);
+  }
   _mm_storeu_ps(out4, _mm_add_ps(acc, accb));
 }
 
@@ -428,7 +436,7 @@ QCODER_VNNI HWY_NOINLINE void Rows4PlanesFused(const uint8_t* const* wr, const u
 // (a last group of fewer rows reads its last row again and stores only its own rows).
 inline void MatVecPlanesFused(const QMatrix& m, const ops::PreparedActs& acts, int64_t src, float* y,
                               int64_t r0, int64_t r1) {
-  const int64_t NB = m.cols / 128, G = acts.groups;
+  const int64_t G = acts.groups;
   const int8_t* x = &acts.planes[src * m.cols * 2];
   const float* sx = &acts.sx[src * G];
   const float* xsum = &acts.xsum[src * G];
@@ -444,8 +452,8 @@ inline void MatVecPlanesFused(const QMatrix& m, const ops::PreparedActs& acts, i
     if (((r - r0) & (kPanel - 1)) == 0 && r + 4 * kPanel < r1) PrefetchScales(m, r + 4 * kPanel, kPanel);
     const uint8_t* pf = wr[0] + kPrefetchAhead;
     float out4[4];
-    if (m.spec.group_size == 64) Rows4PlanesFused<1>(wr, sr, br, NB, G, x, sx, xsum, pf, out4);
-    else Rows4PlanesFused<0>(wr, sr, br, NB, G, x, sx, xsum, pf, out4);
+    if (m.spec.group_size == 64) Rows4PlanesFused<1>(wr, sr, br, G, x, sx, xsum, pf, out4);
+    else Rows4PlanesFused<0>(wr, sr, br, G, x, sx, xsum, pf, out4);
     std::memcpy(y + r, out4, sizeof(float) * static_cast<size_t>(std::min<int64_t>(4, r1 - r)));
   }
 }
