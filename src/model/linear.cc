@@ -11,6 +11,9 @@ namespace {
 constexpr int64_t kPanelRows = 16;
 // Smallest claim of panels in run_linear_jobs' guided schedule.
 constexpr int64_t kMinClaim = 2;
+// Jobs with this many tokens or more use the matrix-matrix kernel (kGemmMinTokens in
+// kernels/cpu/matmul_int-inl.h) and are split one panel at a time.
+constexpr int64_t kBatchTokens = 8;
 
 bool same_format(const QMatrix& a, const QMatrix& b) {
   return a.spec == b.spec && a.cols == b.cols;
@@ -52,6 +55,14 @@ void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
   const int threads = pool.size();
   if (threads <= 1 || total == 1) {
     run_range(0, total);
+    return;
+  }
+  // Batches (the matrix-matrix kernel, compute-bound): one panel per item, handed out
+  // dynamically, as before the decode work (its balance is measured there).
+  int64_t max_tokens = 0;
+  for (const LinearJob& job : jobs) max_tokens = std::max(max_tokens, job.n_tokens);
+  if (max_tokens >= kBatchTokens) {
+    pool.parallel_items(total, [&](int64_t item, int) { run_range(item, item + 1); });
     return;
   }
   // Guided schedule: each claim takes 1/(2 * threads) of what is left (at least kMinClaim
