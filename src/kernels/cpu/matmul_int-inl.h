@@ -66,7 +66,7 @@ constexpr int kNT = 4;                 // tokens per pass of the matrix-vector k
 // and each row's loop exit is a mispredicted branch that empties the out-of-order window, so
 // without software prefetch a core keeps few misses in flight and stalls on every line.
 constexpr int64_t kPrefetchBytes = 2048;
-// The four-row decode kernel prefetches (into L2) this many bytes ahead of the rows it reads:
+// The one-token decode kernel prefetches (into L2) this many bytes ahead of the rows it reads:
 // 16 KB measured best on Zen 4 (4 KB: 48% of the read sweep, 8 KB: 65%, 16 KB: 70%,
 // 32 KB: 67%; qcoder_micro_bench, one thread).
 constexpr int64_t kPrefetchAhead = 16384;
@@ -277,54 +277,6 @@ QCODER_VNNI HWY_NOINLINE void RowPartialsPlanes(const uint8_t* wrow, int64_t NB,
   }
 }
 
-// One token, four rows at a time (the decode case): rows r0..r0+3 of a panel are read
-// together (four independent weight streams per loop step, one loop exit per four rows), and
-// each block's four partial vectors are reduced in registers straight to
-// isum[g * kPanel + j + i] (no partial store and reload). The integer sums are the same exact
-// integers as RowPartialsPlanes + ReducePanelPlanes give. A matrix's rows are consecutive in
-// memory, so the software prefetch streams ahead from `pf` (a few rows past w[0]) at the pace
-// the four rows are read.
-template <int G64>
-QCODER_VNNI HWY_NOINLINE void Rows4Planes(const uint8_t* const* wr, int64_t NB, const int8_t* x,
-                                          const uint8_t* pf, int32_t* isum) {
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  for (int64_t b = 0; b < NB; ++b, pf += 256) {
-    PrefetchL2(pf);
-    PrefetchL2(pf + 64);
-    PrefetchL2(pf + 128);
-    PrefetchL2(pf + 192);
-    const __m512i xhe = _mm512_loadu_si512(x + b * 256), xho = _mm512_loadu_si512(x + b * 256 + 64);
-    const __m512i xle = _mm512_loadu_si512(x + b * 256 + 128), xlo = _mm512_loadu_si512(x + b * 256 + 192);
-    __m512i v[4];
-    for (int r = 0; r < 4; ++r) {
-      const __m512i w = _mm512_loadu_si512(wr[r] + b * 64);
-      const __m512i lo = _mm512_and_si512(w, mask);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-      __m512i ah = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xhe);
-      ah = _mm512_dpbusd_epi32(ah, hi, xho);
-      __m512i al = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xle);
-      al = _mm512_dpbusd_epi32(al, hi, xlo);
-      v[r] = _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
-    }
-    // Lanes of v[r]: 16 partials of one group of 128, or 8 + 8 of groups 2b, 2b + 1.
-    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
-    const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
-    // Per 128-bit block: [r0, r1, r2, r3] sums of that block's 4 lanes.
-    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
-    const __m256i lo = _mm512_castsi512_si256(c), hi = _mm512_extracti64x4_epi64(c, 1);
-    if constexpr (G64) {
-      const __m128i g0 = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
-      const __m128i g1 = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(isum + (2 * b) * kPanel), g0);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(isum + (2 * b + 1) * kPanel), g1);
-    } else {
-      const __m256i h = _mm256_add_epi32(lo, hi);
-      const __m128i g = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(isum + b * kPanel), g);
-    }
-  }
-}
-
 // bf16 scales (or biases) of groups g0..g0+ng-1 (ng <= 4) of four rows, as out[k] = the four
 // rows' values of group g0 + k in float32 lanes 0..3 (bf16 -> f32 is exact: a 16-bit shift).
 QCODER_VNNI HWY_INLINE void LoadBf16Groups4(const uint8_t* const* rows, int64_t g0, int64_t ng, __m128* out) {
@@ -349,12 +301,6 @@ QCODER_VNNI HWY_INLINE void LoadBf16Groups4(const uint8_t* const* rows, int64_t 
   }
 }
 
-// Rows4Planes with the epilogue fused in (one token, bf16 scales and biases): the four rows'
-// group sums never leave registers, and the scales are transposed to [group][row] four groups
-// at a time from the rows themselves. Each lane runs PanelEpilogue's exact sequence
-// (scale = sw * sx; acc = fma(float(isum), scale, acc); accb = fma(bias, xsum, accb);
-// y = acc + accb, over the groups in order), so the result is bitwise the same as every other
-// path's. out4[i] = y of row i.
 // The four rows' partial vectors of block b (64 code bytes per row), reduced: i[0] = the four
 // rows' sums of lanes 0-7 (group 2b with G64) or of all lanes (G128); i[1] = lanes 8-15 (G64).
 template <int G64>
@@ -398,6 +344,16 @@ HWY_INLINE void Epilogue4(__m128i isum, __m128 sw, __m128 bias, float sx, float 
   accb = _mm_fmadd_ps(bias, _mm_set1_ps(xsum), accb);
 }
 
+// One token, four rows at a time, epilogue fused in (the decode case; bf16 scales and biases):
+// rows w0..w3 are read together (four independent weight streams per step, one loop exit per
+// four rows, software prefetch into L2 kPrefetchAhead bytes ahead: a matrix's rows are
+// consecutive in memory), each block's four partial vectors are reduced in registers to the
+// four rows' group sums (the same exact integers as RowPartialsPlanes + ReducePanelPlanes),
+// and the scales are transposed to [group][row] four groups at a time from the rows
+// themselves. Each lane runs PanelEpilogue's exact sequence (scale = sw * sx;
+// acc = fma(float(isum), scale, acc); accb = fma(bias, xsum, accb); y = acc + accb, over the
+// groups in order), so the result is bitwise the same as every other path's.
+// out4[i] = y of row i.
 template <int G64>
 QCODER_VNNI HWY_NOINLINE void Rows4PlanesFused(const uint8_t* const* wr, const uint8_t* const* sr,
                                                const uint8_t* const* br, int64_t G, const int8_t* x,
@@ -715,23 +671,6 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
         const int64_t NB = cols / 128;
         const int8_t* xp[kNT];
         for (int k = 0; k < kNT; ++k) xp[k] = &acts.planes[src[k] * cols * 2];
-        if (nt == 1) {
-          // Rows past the panel's end (pr < kPanel) read its last row again: their sums are
-          // finite and their zero scales and biases drop them (only pr outputs are stored).
-          for (int64_t j = 0; j < kPanel; j += 4) {
-            const uint8_t* wr[4];
-            for (int64_t i = 0; i < 4; ++i)
-              wr[i] = m.data + static_cast<size_t>(p0 + std::min(j + i, pr - 1)) * m.row_bytes;
-            const uint8_t* pf = wr[0] + kPrefetchAhead;
-            if (p0 + 4 * kPanel < r1) PrefetchScales(m, p0 + 4 * kPanel + j, 4);
-            if (m.spec.group_size == 64) Rows4Planes<1>(wr, NB, xp[0], pf, isum.data() + j);
-            else Rows4Planes<0>(wr, NB, xp[0], pf, isum.data() + j);
-          }
-          PanelEpilogue(isum.data(), swT.data(), bT.data(), &acts.sx[src[0] * G], &acts.xsum[src[0] * G], G,
-                        affine, outb.data());
-          std::memcpy(Y + t0 * ldy + p0, outb.data(), sizeof(float) * pr);
-          continue;
-        }
         for (int64_t j = 0; j < kPanel; ++j) {
           if (j >= pr) {
             for (int k = 0; k < nt; ++k)
