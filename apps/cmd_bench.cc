@@ -324,6 +324,17 @@ int run_bench(int argc, char** argv) {
                      {"decode_roofline_pct", 100.0 * r.roofline}, {"bytes_per_token", r.bytes_per_token}});
     j["depths"] = arr;
   }
+  // Routed-expert use over the whole run (prompt, decode and depth runs), per decoder layer:
+  // distinct experts chosen and the share of uses that went to the k most used (issue 8).
+  const ExpertUsage& usage = model->expert_usage();
+  const int64_t top = std::max<int64_t>(model->config().num_experts_per_tok, 1);
+  nlohmann::ordered_json use = nlohmann::ordered_json::array();
+  for (int64_t l = 0; l < usage.layers(); ++l) {
+    const ExpertUseSummary u = summarize_layer(usage, l, top);
+    if (u.total == 0) continue;
+    use.push_back({{"layer", l}, {"experts_used", u.used}, {"routed", u.total}, {"top_k_share", u.top_share}});
+  }
+  j["expert_use"] = use;
   if (json) {
     std::cout << j.dump() << std::endl;
     return 0;
@@ -338,6 +349,17 @@ int run_bench(int argc, char** argv) {
   for (const auto& [d, r] : at_depth)
     std::cout << "tg @ depth " << std::setw(6) << d << " " << r.tok_s << " tok/s  (" << 100.0 * r.roofline
               << "% of " << r.bw_gbs << " GB/s; " << r.bytes_per_token / 1e6 << " MB per token)\n";
+  if (!use.empty()) {
+    double lo = 1.0, hi = 0.0;
+    int64_t used_min = usage.experts();
+    for (const auto& u : use) {
+      lo = std::min(lo, u["top_k_share"].get<double>());
+      hi = std::max(hi, u["top_k_share"].get<double>());
+      used_min = std::min(used_min, u["experts_used"].get<int64_t>());
+    }
+    std::cout << "expert use         >= " << used_min << " of " << usage.experts() << " experts chosen per layer; the "
+              << top << " most used took " << 100.0 * lo << "-" << 100.0 * hi << "% of routed tokens\n";
+  }
   std::cout << "load " << load_s << " s, peak RSS " << static_cast<double>(peak_rss) / 1e9 << " GB"
             << std::endl;
   return 0;
