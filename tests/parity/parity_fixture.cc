@@ -98,6 +98,22 @@ FixtureRef load_fixture(const std::string& dir) {
   return fx;
 }
 
+bool load_kv_reference(const FixtureRef& fx, const std::string& format, KvReference* out) {
+  const fs::path path = fs::path(fx.dir) / "ref" / ("kv_" + format + ".safetensors");
+  if (!fs::exists(path)) return false;
+  auto st = SafetensorsFile::open(path.string());
+  out->format = format;
+  out->logits.clear();
+  out->routes.clear();
+  for (const PromptRef& p : fx.prompts) {
+    out->logits.push_back(read_tensor<float>(*st, p.key + ".f64_logits", DType::kF32));
+    out->routes.push_back(read_tensor<int32_t>(*st, p.key + ".f64_routes", DType::kI32));
+    if (out->logits.back().size() != p.f64_logits.size() || out->routes.back().size() != p.f64_routes.size())
+      throw Error(path.string() + ": " + p.key + " does not match the rows of ref/reference.safetensors");
+  }
+  return true;
+}
+
 ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv) {
   auto model = Model::load(fx.dir);
   ThreadPool pool(threads);

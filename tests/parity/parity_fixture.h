@@ -26,6 +26,17 @@ struct FixtureRef {
 
 FixtureRef load_fixture(const std::string& dir);
 
+// The float64 reference with its keys/values stored in a KV cache format (bf16, q8, q4: post-RoPE
+// keys and values rounded as qcoder's cache stores them, everything else float64), at the same
+// checked rows: ref/kv_<format>.safetensors written by tests/reference/make_kv_format_refs.py.
+struct KvReference {
+  std::string format;
+  std::vector<std::vector<float>> logits;    // per prompt: [R, V]
+  std::vector<std::vector<int32_t>> routes;  // per prompt: [layers, R, k]
+};
+// False when the fixture has no ref/kv_<format>.safetensors; throws when it is malformed.
+bool load_kv_reference(const FixtureRef& fx, const std::string& format, KvReference* out);
+
 // Statistics of one fixture, in units of the per-row standard deviation of the f64 logits.
 struct ParityStats {
   double max_err_f64 = 0, mean_err_f64 = 0;   // qcoder vs float64

@@ -15,6 +15,18 @@ and then runs the whole model in float64 with numpy:
   Dense MLP (layers that are not sparse): down(silu(gate(x)) * up(x)).
   final RMSNorm -> lm_head (or the tied embedding table).
 
+Optional KV storage model (`forward(W, ids, kv_store=...)`): qcoder stores the post-RoPE keys
+and the values in its KV cache format and attention reads them back from there (a token sees
+its own keys as stored too). kv_store="bf16" rounds them to bfloat16 (round to nearest even,
+straight from float64); "q8"/"q4" quantize them as qcoder's q8/q4 cache does (mx.quantize's
+affine rule along head_dim in groups of 64, bf16 scales/biases; kernels/reference/kv_ref.cc).
+Everything else stays float64. kv_store=None (the default) keeps them in float64.
+
+Diagnosis only (not a reference): act_int16=True rounds the input of every product with
+integer-path weights (affine, mxfp4, nvfp4) per weight group to int16 levels of max|x| / 32639,
+as qcoder's integer kernels do (kernels/ops.h PreparedActs), to tell that rounding's effect
+apart from the rest (tests/reference/kv_gate_diagnosis.py).
+
 Usage as a library: `W = load_weights(folder)`, `logits, routes = forward(W, ids)`.
 """
 
@@ -99,6 +111,45 @@ def rope(x, theta):
     return np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
+def round_bf16(x):
+    """float64 -> the nearest bfloat16 value (8 significant bits, ties to even), as float64.
+    Normal numbers only (|x| in bf16's normal range), which KV rows are."""
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))  # x = m * 2^e, 0.5 <= |m| < 1
+    return np.ldexp(np.rint(m * 256.0), e - 8)  # np.rint: round half to even
+
+
+def quantize_kv(x, bits, group=64):
+    """x [..., hd] float64 -> the values qcoder's q8/q4 cache stores (kv_ref.cc quantize_group,
+    mx.quantize's affine rule) for groups of `group` consecutive elements: levels from the
+    unrounded scale/bias, then decoded as bf16(scale) * q + bf16(bias)."""
+    shp = x.shape
+    g = x.reshape(shp[:-1] + (shp[-1] // group, group))
+    levels = float((1 << bits) - 1)
+    wmin = g.min(axis=-1, keepdims=True)
+    wmax = g.max(axis=-1, keepdims=True)
+    s = np.maximum((wmax - wmin) / levels, 1e-7)
+    side = np.abs(wmin) > np.abs(wmax)
+    s = np.where(side, s, -s)
+    edge = np.where(side, wmin, wmax)
+    q0 = np.rint(edge / s)
+    nz = q0 != 0
+    s = np.where(nz, edge / np.where(nz, q0, 1.0), s)
+    bias = np.where(nz, edge, 0.0)
+    q = np.clip(np.rint((g - bias) / s), 0.0, levels)
+    return (round_bf16(s) * q + round_bf16(bias)).reshape(shp)
+
+
+def store_kv(x, kv_store):
+    """Keys/values as the KV cache format `kv_store` holds them (None: unchanged)."""
+    if kv_store is None:
+        return x
+    if kv_store == "bf16":
+        return round_bf16(x)
+    if kv_store in ("q8", "q4"):
+        return quantize_kv(x, 8 if kv_store == "q8" else 4)
+    raise ValueError(f"unknown kv_store {kv_store!r} (None, 'bf16', 'q8', 'q4')")
+
+
 def is_sparse_layer(cfg, i):
     return (
         i not in cfg.get("mlp_only_layers", [])
@@ -114,9 +165,27 @@ def topk_higher_index_wins(p, k):
     return np.sort(order[:, -k:], axis=-1)
 
 
-def forward(W, ids):
+def int16_acts(W, x, path, on):
+    """x as qcoder's integer kernels see it for the product with `path`'s weights (when `on`):
+    per weight group, x_hat = sx * rint(x / sx), sx = max|x| / 32639. Otherwise x itself."""
+    q = W["quant"].get(path) if on else None
+    if q is None or q[2] == "mxfp8":
+        return x
+    gs = q[0]
+    g = x.reshape(x.shape[:-1] + (x.shape[-1] // gs, gs))
+    sx = np.abs(g).max(axis=-1, keepdims=True) / 32639.0
+    sx = np.where(sx == 0, 1.0, sx)
+    return (np.rint(g / sx) * sx).reshape(x.shape)
+
+
+def forward(W, ids, kv_store=None, act_int16=False):
     """ids: int sequence (length L). Returns (logits [L, V] float64,
-    routes int32 [num_layers, L, top_k] sorted ascending, -1 for dense layers)."""
+    routes int32 [num_layers, L, top_k] sorted ascending, -1 for dense layers).
+    kv_store: None, "bf16", "q8" or "q4": the KV cache format the keys/values are read from.
+    act_int16: diagnosis only, see the module docstring."""
+    def A(x, path):
+        return int16_acts(W, x, path, act_int16)
+
     cfg = W["config"]
     ids = np.asarray(ids, dtype=np.int64)
     L = ids.shape[0]
@@ -137,14 +206,17 @@ def forward(W, ids):
         p = f"model.layers.{i}."
         # attention
         hn = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = hn @ W[p + "self_attn.q_proj.weight"].T
-        kk = hn @ W[p + "self_attn.k_proj.weight"].T
-        v = hn @ W[p + "self_attn.v_proj.weight"].T
+        q = A(hn, p + "self_attn.q_proj") @ W[p + "self_attn.q_proj.weight"].T
+        kk = A(hn, p + "self_attn.k_proj") @ W[p + "self_attn.k_proj.weight"].T
+        v = A(hn, p + "self_attn.v_proj") @ W[p + "self_attn.v_proj.weight"].T
         q = rms_norm(q.reshape(L, nh, hd), W[p + "self_attn.q_norm.weight"], eps)
         kk = rms_norm(kk.reshape(L, nkv, hd), W[p + "self_attn.k_norm.weight"], eps)
         v = v.reshape(L, nkv, hd)
         q = rope(q, theta)
         kk = rope(kk, theta)
+        if kv_store is not None:
+            kk = store_kv(kk, kv_store)
+            v = store_kv(v, kv_store)
         att = np.empty((L, nh, hd))
         for h in range(nh):
             g = h // rep
@@ -154,12 +226,12 @@ def forward(W, ids):
             e = np.exp(s)
             a = e / e.sum(axis=-1, keepdims=True)
             att[:, h, :] = a @ v[:, g, :]
-        r = att.reshape(L, nh * hd) @ W[p + "self_attn.o_proj.weight"].T
+        r = A(att.reshape(L, nh * hd), p + "self_attn.o_proj") @ W[p + "self_attn.o_proj.weight"].T
         h_ = x + r
         # MLP / MoE
         hn = rms_norm(h_, W[p + "post_attention_layernorm.weight"], eps)
         if is_sparse_layer(cfg, i):
-            logits_r = hn @ W[p + "mlp.gate.weight"].T  # [L, E]
+            logits_r = A(hn, p + "mlp.gate") @ W[p + "mlp.gate.weight"].T  # [L, E]
             z = logits_r - logits_r.max(axis=-1, keepdims=True)
             pr = np.exp(z)
             pr = pr / pr.sum(axis=-1, keepdims=True)
@@ -177,18 +249,20 @@ def forward(W, ids):
                 if t_idx.size == 0:
                     continue
                 xe = hn[t_idx]  # [n, H]
-                a = silu(xe @ Wg[e_].T) * (xe @ Wu[e_].T)
-                np.add.at(y, t_idx, sc[t_idx, j_idx][:, None] * (a @ Wd[e_].T))
+                a = silu(A(xe, p + "mlp.switch_mlp.gate_proj") @ Wg[e_].T) * (
+                    A(xe, p + "mlp.switch_mlp.up_proj") @ Wu[e_].T)
+                np.add.at(y, t_idx, sc[t_idx, j_idx][:, None] * (A(a, p + "mlp.switch_mlp.down_proj") @ Wd[e_].T))
         else:
-            a = silu(hn @ W[p + "mlp.gate_proj.weight"].T) * (hn @ W[p + "mlp.up_proj.weight"].T)
-            y = a @ W[p + "mlp.down_proj.weight"].T
+            a = silu(A(hn, p + "mlp.gate_proj") @ W[p + "mlp.gate_proj.weight"].T) * (
+                A(hn, p + "mlp.up_proj") @ W[p + "mlp.up_proj.weight"].T)
+            y = A(a, p + "mlp.down_proj") @ W[p + "mlp.down_proj.weight"].T
         x = h_ + y
 
     x = rms_norm(x, W["model.norm.weight"], eps)
     if cfg.get("tie_word_embeddings", False):
-        logits = x @ W["model.embed_tokens.weight"].T
+        logits = A(x, "model.embed_tokens") @ W["model.embed_tokens.weight"].T
     else:
-        logits = x @ W["lm_head.weight"].T
+        logits = A(x, "lm_head") @ W["lm_head.weight"].T
     return logits, routes
 
 
