@@ -125,7 +125,8 @@ double margin_sigma(const float* f, int64_t V) {
   return (f[top] - second) / row_std(f, V);
 }
 
-KvStats run_format(const FixtureRef& fx, const Model& model, const KvFormat& kv, const KvReference* kref) {
+KvStats run_format(const FixtureRef& fx, const Model& model, const KvFormat& kv,
+                   const KvReference* kref) {
   ThreadPool pool(2);
   const int64_t V = model.config().vocab_size, k = fx.top_k;
   KvStats s;
@@ -211,7 +212,8 @@ KvStats run_format(const FixtureRef& fx, const Model& model, const KvFormat& kv,
     s.mean_err = sum / static_cast<double>(s.rows);
     s.ref_mean_err = ref_sum / static_cast<double>(s.rows);
     if (s.rows > s.ref_rows_route_flipped)
-      s.ref_mean_err_same_routes = ref_sum_same_routes / static_cast<double>(s.rows - s.ref_rows_route_flipped);
+      s.ref_mean_err_same_routes =
+          ref_sum_same_routes / static_cast<double>(s.rows - s.ref_rows_route_flipped);
   }
   return s;
 }
@@ -223,13 +225,15 @@ std::string gate_line_of(const FixtureRef& fx, const KvFormat& kv, const KvStats
   os << "kv gate " << kv_format_name(kv) << " | " << fx.name << " (" << fx.compute_dtype
      << "): qcoder vs f64 with " << kv_format_name(kv) << " K/V max " << s.ref_max_err << " mean "
      << s.ref_mean_err << " sigma (gate " << kGate << "); greedy vs it " << s.ref_agree << "/"
-     << s.ref_compared << " on steps with margin > " << kGateMinMargin << " sigma (of " << s.ref_steps
-     << "), largest margin of a flipped step " << s.ref_worst_flip_margin << "; route flips per layer [";
-  for (size_t l = 0; l < s.ref_route_flips.size(); ++l) os << (l ? "," : "") << s.ref_route_flips[l];
+     << s.ref_compared << " on steps with margin > " << kGateMinMargin << " sigma (of "
+     << s.ref_steps << "), largest margin of a flipped step " << s.ref_worst_flip_margin
+     << "; route flips per layer [";
+  for (size_t l = 0; l < s.ref_route_flips.size(); ++l)
+    os << (l ? "," : "") << s.ref_route_flips[l];
   os << "] of " << s.rows << " rows; on the " << s.rows - s.ref_rows_route_flipped
      << " rows with the reference's routes: max " << s.ref_max_err_same_routes << " mean "
-     << s.ref_mean_err_same_routes << ", greedy "
-     << s.ref_agree_same_routes << "/" << s.ref_compared_same_routes;
+     << s.ref_mean_err_same_routes << ", greedy " << s.ref_agree_same_routes << "/"
+     << s.ref_compared_same_routes;
   return os.str();
 }
 
@@ -287,7 +291,8 @@ TEST_P(KvFormatFixture, FormatsMeetTheirBounds) {
     const bool has_ref = ref_name && load_kv_reference(fx, ref_name, &kref);
     const bool integer_acts = integer_activations(fx.dir);
     if (bits == 16) {
-      ASSERT_TRUE(has_ref) << fx.dir << ": ref/kv_bf16.safetensors missing (tests/reference/make_kv_format_refs.py)";
+      ASSERT_TRUE(has_ref)
+          << fx.dir << ": ref/kv_bf16.safetensors missing (tests/reference/make_kv_format_refs.py)";
     }
     const KvStats s = run_format(fx, *model, kv, has_ref ? &kref : nullptr);
     std::ostringstream lines;
@@ -302,7 +307,8 @@ TEST_P(KvFormatFixture, FormatsMeetTheirBounds) {
       // Float32 activations: the engine core's gate against the storage-modelled reference,
       // every format.
       EXPECT_LE(s.ref_max_err, kGate) << "gate: qcoder vs float64 with " << ref_name << " K/V";
-      EXPECT_EQ(s.ref_agree, s.ref_compared) << "greedy disagreement above " << kGateMinMargin << " sigma";
+      EXPECT_EQ(s.ref_agree, s.ref_compared)
+          << "greedy disagreement above " << kGateMinMargin << " sigma";
       EXPECT_GE(s.ref_compared * 10, s.ref_steps * 8) << "fewer than 80% of greedy steps compared";
     } else if (has_ref && bits == 16) {
       // int16 activations (quantized weights): their ~1e-5 relative rounding moves some keys/
@@ -312,10 +318,12 @@ TEST_P(KvFormatFixture, FormatsMeetTheirBounds) {
       // near-tied router is a discrete decision), the gate holds on the mean, the max stays
       // within 2x the gate, and the clear greedy steps are the reference's.
       EXPECT_LE(s.ref_mean_err_same_routes, kGate) << "bf16 gate (mean), integer activations";
-      EXPECT_LE(s.ref_max_err_same_routes, kIntActsMaxErr) << "bf16, integer activations, rows off a routing flip";
-      EXPECT_EQ(s.ref_agree_same_routes, s.ref_compared_same_routes) << "greedy disagreement above "
-                                                                     << kGateMinMargin << " sigma";
-      EXPECT_LE(s.ref_rows_route_flipped * 20, s.rows) << "routing flips on more than 5% of the rows";
+      EXPECT_LE(s.ref_max_err_same_routes, kIntActsMaxErr)
+          << "bf16, integer activations, rows off a routing flip";
+      EXPECT_EQ(s.ref_agree_same_routes, s.ref_compared_same_routes)
+          << "greedy disagreement above " << kGateMinMargin << " sigma";
+      EXPECT_LE(s.ref_rows_route_flipped * 20, s.rows)
+          << "routing flips on more than 5% of the rows";
     }
     ASSERT_GT(s.compared, 0);
     if (bits == 32) {

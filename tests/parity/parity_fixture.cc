@@ -108,8 +108,10 @@ bool load_kv_reference(const FixtureRef& fx, const std::string& format, KvRefere
   for (const PromptRef& p : fx.prompts) {
     out->logits.push_back(read_tensor<float>(*st, p.key + ".f64_logits", DType::kF32));
     out->routes.push_back(read_tensor<int32_t>(*st, p.key + ".f64_routes", DType::kI32));
-    if (out->logits.back().size() != p.f64_logits.size() || out->routes.back().size() != p.f64_routes.size())
-      throw Error(path.string() + ": " + p.key + " does not match the rows of ref/reference.safetensors");
+    if (out->logits.back().size() != p.f64_logits.size() ||
+        out->routes.back().size() != p.f64_routes.size())
+      throw Error(path.string() + ": " + p.key +
+                  " does not match the rows of ref/reference.safetensors");
   }
   return true;
 }

@@ -251,7 +251,8 @@ def forward(W, ids, kv_store=None, act_int16=False):
                 xe = hn[t_idx]  # [n, H]
                 a = silu(A(xe, p + "mlp.switch_mlp.gate_proj") @ Wg[e_].T) * (
                     A(xe, p + "mlp.switch_mlp.up_proj") @ Wu[e_].T)
-                np.add.at(y, t_idx, sc[t_idx, j_idx][:, None] * (A(a, p + "mlp.switch_mlp.down_proj") @ Wd[e_].T))
+                out_e = A(a, p + "mlp.switch_mlp.down_proj") @ Wd[e_].T
+                np.add.at(y, t_idx, sc[t_idx, j_idx][:, None] * out_e)
         else:
             a = silu(A(hn, p + "mlp.gate_proj") @ W[p + "mlp.gate_proj.weight"].T) * (
                 A(hn, p + "mlp.up_proj") @ W[p + "mlp.up_proj.weight"].T)
