@@ -10,40 +10,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
 #include "io/safetensors_writer.h"
 #include "model/model.h"
 
 namespace qcoder {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-  std::string last_err_line() const {
-    std::string s = err;
-    while (!s.empty() && s.back() == '\n') s.pop_back();
-    return s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1);
-  }
-};
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Result run(const std::string& args) {
-  testing::TempDir tmp;
-  const auto out = tmp.path() / "out", err = tmp.path() / "err";
-  const std::string cmd = std::string(QCODER_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using Result = testing::CliResult;
+using testing::slurp;
+Result run(const std::string& args) { return testing::run_cli(args); }
 
 const std::string kModel = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/q4_g64";
 const std::string k480 = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/configs/qwen3-coder-480b-a35b-4bit";

@@ -23,14 +23,7 @@ std::vector<float> run(const Model& m, const std::vector<std::vector<int32_t>>& 
   return all;
 }
 
-std::vector<int32_t> prompt(size_t n, int vocab, uint32_t seed) {
-  std::vector<int32_t> ids(n);
-  for (auto& x : ids) {
-    seed = seed * 1664525u + 1013904223u;
-    x = static_cast<int32_t>((seed >> 8) % static_cast<uint32_t>(vocab));
-  }
-  return ids;
-}
+std::vector<int32_t> prompt(size_t n, int vocab, uint32_t seed) { return testing::lcg_ids(n, vocab, seed); }
 
 class ForwardTest : public ::testing::Test {
  protected:

@@ -2,6 +2,7 @@
 // replaced or reshaped and config.json edited, then written back as MLX would write them.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,16 @@
 #include "io/safetensors_writer.h"
 
 namespace qcoder::testing {
+
+// Deterministic pseudo-random token ids in [0, vocab).
+inline std::vector<int32_t> lcg_ids(size_t n, int vocab, uint32_t seed) {
+  std::vector<int32_t> ids(n);
+  for (auto& x : ids) {
+    seed = seed * 1664525u + 1013904223u;
+    x = static_cast<int32_t>((seed >> 8) % static_cast<uint32_t>(vocab));
+  }
+  return ids;
+}
 
 inline std::string fixture_dir(const std::string& name) {
   return std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/" + name;
