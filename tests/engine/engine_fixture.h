@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "model/model_fixture.h"
+
 namespace qcoder::testing {
 
 inline std::string engine_fixture_dir() {
@@ -12,13 +14,6 @@ inline std::string engine_fixture_dir() {
 }
 
 // Deterministic pseudo-random token ids in [0, vocab).
-inline std::vector<int32_t> lcg_prompt(size_t n, int vocab, uint32_t seed) {
-  std::vector<int32_t> ids(n);
-  for (auto& x : ids) {
-    seed = seed * 1664525u + 1013904223u;
-    x = static_cast<int32_t>((seed >> 8) % static_cast<uint32_t>(vocab));
-  }
-  return ids;
-}
+inline std::vector<int32_t> lcg_prompt(size_t n, int vocab, uint32_t seed) { return lcg_ids(n, vocab, seed); }
 
 }  // namespace qcoder::testing
