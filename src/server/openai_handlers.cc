@@ -258,6 +258,22 @@ std::string first_error(const Runner& run) {
   return {};
 }
 
+// The end of a streamed response: the first choice's error as an error event, or the usage
+// chunk (when stream_options.include_usage asked for it) and [DONE].
+void finish_stream(ResponseWriter& w, Runner& run, bool include_usage, const std::string& id,
+                   const char* object, int64_t created, const std::string& model) {
+  if (const std::string err = first_error(run); !err.empty()) return send_stream_error(w, err);
+  const ojson usage = run.usage();  // also records the request's token counts
+  if (include_usage) {
+    ojson j = chunk_head(id, object, created, model);
+    j["choices"] = ojson::array();
+    j["usage"] = usage;
+    send_event(w, j);
+  }
+  w.write("data: [DONE]\n\n");
+  w.end_stream();
+}
+
 }  // namespace
 
 void handle_chat_completions(const ServeContext& ctx, const HttpRequest& req, ResponseWriter& w) {
@@ -329,18 +345,7 @@ void handle_chat_completions(const ServeContext& ctx, const HttpRequest& req, Re
                               if (run.choices[i].error.empty())
                                 chunk(i, ojson::object(), run.choices[i].finish_reason);
                             });
-    if (!ok) return;
-    if (const std::string err = first_error(run); !err.empty()) return send_stream_error(w, err);
-    if (r.include_usage) {
-      ojson j = chunk_head(id, "chat.completion.chunk", created, model);
-      j["choices"] = ojson::array();
-      j["usage"] = ojson(run.usage());
-      send_event(w, j);
-    } else {
-      run.usage();
-    }
-    w.write("data: [DONE]\n\n");
-    w.end_stream();
+    if (ok) finish_stream(w, run, r.include_usage, id, "chat.completion.chunk", created, model);
     return;
   }
 
@@ -465,18 +470,7 @@ void handle_completions(const ServeContext& ctx, const HttpRequest& req, Respons
         [&](size_t i) {
           if (run.choices[i].error.empty()) chunk(i, "", run.choices[i].finish_reason);
         });
-    if (!ok) return;
-    if (const std::string err = first_error(run); !err.empty()) return send_stream_error(w, err);
-    if (r.include_usage) {
-      ojson j = chunk_head(id, "text_completion", created, model);
-      j["choices"] = ojson::array();
-      j["usage"] = ojson(run.usage());
-      send_event(w, j);
-    } else {
-      run.usage();
-    }
-    w.write("data: [DONE]\n\n");
-    w.end_stream();
+    if (ok) finish_stream(w, run, r.include_usage, id, "text_completion", created, model);
     return;
   }
 
