@@ -87,6 +87,7 @@ TEST_F(KvFormatEngineTest, BatchedPrefixCachedAndPreemptedEqualAloneAndTheModel)
     const uint64_t block = static_cast<uint64_t>(kv_block_bytes(model_->config(), 16, f));
     o.kv_budget_bytes = 10 * block;  // tight: preemption
     o.prefix_cache_bytes = 4 * block;
+    o.ctx_size = 10 * 16;            // what the budget holds (more is refused)
     Engine e(*model_, o);
     std::vector<std::shared_ptr<RequestState>> states;
     for (const auto& p : w) states.push_back(e.submit(p));
