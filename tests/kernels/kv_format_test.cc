@@ -154,6 +154,7 @@ TEST(SimdKvDecode, EqualsReferenceBitwise) {
               std::vector<float> want(static_cast<size_t>(count)), got(want.size(), NAN);
               ref::kv_decode(f, row, n, begin, count, want.data());
               ops::kv_decode(f, row, n, begin, count, got.data());
+              if (count == 0) continue;  // an empty range decodes nothing (memcmp needs non-null)
               ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * 4))
                   << kv_format_name(f) << " n " << n << " begin " << begin << " count " << count;
             }
