@@ -15,8 +15,10 @@
 #include "core/log.h"
 #include "core/process_memory.h"
 #include "engine/engine.h"
+#include "engine/parallel_backend.h"
 #include "flags.h"
 #include "model_options.h"
+#include "parallel_cli.h"
 #include "residency_flags.h"
 #include "model/model.h"
 #include "server/app.h"
@@ -64,6 +66,8 @@ int run_serve(int argc, char** argv) {
   flags.add("-t,--threads", &threads, "forward-pass threads (0 = all cores)");
   ResidencyFlags residency;
   add_residency_flags(flags, &residency);
+  ParallelFlags parallel;
+  parallel.add_to(flags);
   if (!flags.parse(argc, argv)) return 0;
   (void)model_options.rope();  // a bad --rope-* value fails before the server listens
   if (api_key.empty())
@@ -83,12 +87,6 @@ int run_serve(int argc, char** argv) {
   eo.prefill_chunk = prefill_chunk;
   eo.block_tokens = block_tokens;
   eo.kv_budget_bytes = parse_byte_size("--kv-budget", kv_budget);
-  // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM
-  // killer once the cache fills, so it is refused up front.
-  if (const uint64_t avail = available_memory_bytes(); avail > 0 && eo.kv_budget_bytes > avail)
-    throw Error("--kv-budget " + kv_budget + " (" + std::to_string(eo.kv_budget_bytes) +
-                " bytes) is more than the memory available now (" + std::to_string(avail) +
-                " bytes, MemAvailable): lower --kv-budget or store KV in fewer bits (--kv-bits 8 or 4)");
   eo.kv_format = kv_format_from_bits(kv_bits);
   eo.prefix_cache_bytes =
       prefix_cache.empty() ? eo.kv_budget_bytes / 2 : parse_byte_size("--prefix-cache", prefix_cache);
@@ -107,8 +105,34 @@ int run_serve(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGUSR1);  // the loader failed
+  // Drains like SIGTERM. Under mpirun it is the one to use: mpirun forwards SIGUSR2 to every
+  // rank, whereas a SIGTERM to mpirun kills the ranks after a moment (Open MPI 4.1), cutting
+  // off the requests in flight.
+  sigaddset(&sigs, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // Under mpirun: every rank loads its shard here (collective, on the main thread, which
+  // owns MPI). Ranks other than 0 then mirror rank 0's forward steps until it stops; the
+  // signals mpirun forwards to them stay blocked, so a SIGTERM drains through rank 0.
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads);
+  if (session && model_options.given())
+    throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
+                "(the config's rope_scaling block applies)");
+  if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
+    throw Error("--mem-budget and --mlock are not supported with --parallel yet");
+  if (session && !session->leader()) return session->follow();
+
+  // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM
+  // killer once the cache fills, so it is refused up front. Under mpirun the budget is each
+  // rank's, and the ranks on this machine share its memory.
+  const uint64_t ranks_here = session ? static_cast<uint64_t>(session->ranks_on_this_node()) : 1;
+  if (const uint64_t avail = available_memory_bytes();
+      avail > 0 && eo.kv_budget_bytes > avail / ranks_here)
+    throw Error("--kv-budget " + kv_budget + " (" + std::to_string(eo.kv_budget_bytes) +
+                " bytes" + (ranks_here > 1 ? " per rank, " + std::to_string(ranks_here) + " ranks here" : "") +
+                ") is more than the memory available now (" + std::to_string(avail) +
+                " bytes, MemAvailable): lower --kv-budget or store KV in fewer bits (--kv-bits 8 or 4)");
 
   server::AppOptions ao;
   ao.api_key = api_key;
@@ -133,14 +157,19 @@ int run_serve(int argc, char** argv) {
   std::thread loader([&] {
     try {
       const auto t0 = std::chrono::steady_clock::now();
-      model = Model::load(model_dir, model_options.rope());
-      apply_residency_flags(*model, residency);
+      if (session) {
+        engine = std::make_unique<engine::Engine>(engine::make_parallel_backend(session->runner()), eo);
+      } else {
+        model = Model::load(model_dir, model_options.rope());
+        apply_residency_flags(*model, residency);
+        engine = std::make_unique<engine::Engine>(*model, eo);
+      }
       text = server::TextBackend::load(model_dir, chat_template);
-      engine = std::make_unique<engine::Engine>(*model, eo);
+      const ModelConfig& config = session ? session->config() : model->config();
       server::RequestDefaults d;
       d.sampling = server::load_sampling_defaults(model_dir);
-      d.stop_tokens = load_stop_token_ids(model_dir, model->config());
-      d.vocab_size = model->config().vocab_size;
+      d.stop_tokens = load_stop_token_ids(model_dir, config);
+      d.vocab_size = config.vocab_size;
       app.set_ready(*engine, *text, d);
       QCODER_INFO(
           "serve: " << alias << " ready in "
@@ -159,7 +188,7 @@ int run_serve(int argc, char** argv) {
     http.stop();
     throw Error(load_error);
   }
-  QCODER_INFO("serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": draining (up to "
+  QCODER_INFO("serve: " << (sig == SIGINT ? "SIGINT" : sig == SIGUSR2 ? "SIGUSR2" : "SIGTERM") << ": draining (up to "
                         << shutdown_timeout << " s)");
   app.set_draining();
   http.stop_accepting();

@@ -77,6 +77,7 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelFlags& fla
   dist::Communicator& world = *s->world_;
   try {
     const dist::Topology topo = dist::gather_topology(world);
+    s->ranks_here_ = topo.ranks_on_node(topo.node_of_rank[static_cast<size_t>(world.rank())]);
     const ModelConfig config = load_model_config(model_dir);
     Cluster cluster;
     cluster.node_of_rank = topo.node_of_rank;

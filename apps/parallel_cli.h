@@ -39,6 +39,8 @@ class ParallelSession {
   ParallelRunner& runner() { return *runner_; }
   ParallelModel& model() { return *model_; }
   dist::Communicator& world() { return *world_; }
+  // Ranks of this job on this rank's machine (they share its memory).
+  int ranks_on_this_node() const { return ranks_here_; }
 
   // Ranks other than 0: carry out rank 0's steps until it stops; returns the exit code.
   int follow();
@@ -51,6 +53,7 @@ class ParallelSession {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ParallelModel> model_;
   std::unique_ptr<ParallelRunner> runner_;
+  int ranks_here_ = 1;
 };
 
 }  // namespace qcoder::cli

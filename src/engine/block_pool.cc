@@ -34,6 +34,11 @@ int32_t KvBlockPool::allocate() {
   }
 }
 
+void KvBlockPool::copy_block(int32_t dst, int32_t src) {
+  KvBlockAllocator::copy_block(dst, src);
+  if (copy_observer_) copy_observer_(dst, src);
+}
+
 void KvBlockPool::retain(int32_t block) { ++refs_[static_cast<size_t>(block)]; }
 
 void KvBlockPool::release(int32_t block) {

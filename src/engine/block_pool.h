@@ -29,10 +29,15 @@ class KvBlockPool final : public KvBlockAllocator {
   int32_t ref_count(int32_t block) const override { return refs_[static_cast<size_t>(block)]; }
   int64_t block_bytes() const override { return block_bytes_; }
   uint8_t* block_data(int32_t block) override { return data_[static_cast<size_t>(block)].get(); }
+  void copy_block(int32_t dst, int32_t src) override;
 
   // Called by allocate() when every block is taken: it should drop references (the prefix
   // cache evicting an entry) and return true if it released something, false if it cannot.
   void set_reclaim(std::function<bool()> reclaim) { reclaim_ = std::move(reclaim); }
+  // Called after every copy_block (the MPI leader mirrors the copy on the other ranks).
+  void set_copy_observer(std::function<void(int32_t dst, int32_t src)> observer) {
+    copy_observer_ = std::move(observer);
+  }
 
   int64_t capacity() const { return capacity_; }
   int64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
@@ -46,6 +51,7 @@ class KvBlockPool final : public KvBlockAllocator {
   int32_t next_fresh_ = 0;     // ids >= this have never been allocated
   std::atomic<int64_t> in_use_{0};
   std::function<bool()> reclaim_;
+  std::function<void(int32_t, int32_t)> copy_observer_;
 };
 
 }  // namespace qcoder::engine

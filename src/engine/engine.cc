@@ -55,16 +55,20 @@ std::vector<std::pair<int32_t, float>> top_n(std::span<const float> lp, int n) {
 }  // namespace
 
 Engine::Engine(const Model& model, EngineOptions options)
-    : model_(model), options_(std::move(options)), pool_(options_.threads) {
-  const ModelConfig& c = model_.config();
+    : Engine(make_local_backend(model), std::move(options)) {}
+
+Engine::Engine(std::unique_ptr<ForwardBackend> backend, EngineOptions options)
+    : backend_(std::move(backend)), options_(std::move(options)), pool_(options_.threads) {
+  const ModelConfig& c = backend_->config();
   const bool ctx_given = options_.ctx_size > 0;
   // The usable context: YaRN's factor x original, else max_position_embeddings.
   if (options_.ctx_size <= 0 || options_.ctx_size > usable_context(c)) options_.ctx_size = usable_context(c);
   options_.slots = std::max(1, options_.slots);
   options_.batch_tokens = std::max<int64_t>(options_.batch_tokens, options_.slots);
   options_.prefill_chunk = std::max<int64_t>(1, options_.prefill_chunk);
+  // Every rank's pool has the same block count; block_bytes is the largest rank's block.
   const uint64_t block_bytes =
-      static_cast<uint64_t>(kv_block_bytes(c, options_.block_tokens, options_.kv_format));
+      static_cast<uint64_t>(backend_->max_kv_block_bytes(options_.block_tokens, options_.kv_format));
   const int64_t blocks = static_cast<int64_t>(options_.kv_budget_bytes / block_bytes);
   if (blocks < 1)
     throw Error("the KV budget of " + std::to_string(options_.kv_budget_bytes) +
@@ -85,8 +89,12 @@ Engine::Engine(const Model& model, EngineOptions options)
     options_.ctx_size = budget_tokens;
   }
   kv_ = std::make_unique<Kv>();
-  kv_->pool = std::make_shared<KvBlockPool>(options_.block_tokens,
-                                            static_cast<int64_t>(block_bytes), blocks);
+  kv_->pool = std::make_shared<KvBlockPool>(
+      options_.block_tokens,
+      kv_block_bytes(backend_->kv_config(), options_.block_tokens, options_.kv_format), blocks);
+  kv_->pool->set_copy_observer(
+      [this](int32_t dst, int32_t src) { backend_->block_copied(dst, src); });
+  backend_->start(options_.block_tokens, blocks, options_.kv_format, options_.ctx_size);
   kv_->cache = std::make_unique<PrefixCache>(
       *kv_->pool, std::min(options_.prefix_cache_bytes, options_.kv_budget_bytes));
   kv_->pool->set_reclaim([this] { return kv_->cache->reclaim_one(); });
@@ -110,7 +118,7 @@ void Engine::shutdown() {
 }
 
 std::shared_ptr<RequestState> Engine::submit(GenerationParams params) {
-  const ModelConfig& c = model_.config();
+  const ModelConfig& c = backend_->config();
   const int64_t n = static_cast<int64_t>(params.prompt.size());
   if (n == 0) throw Error("the prompt is empty");
   for (int32_t t : params.prompt)
@@ -131,7 +139,7 @@ std::shared_ptr<RequestState> Engine::submit(GenerationParams params) {
   seq->prompt_len = n;
   seq->max_new = options_.ctx_size - n;
   if (params.max_tokens >= 0) seq->max_new = std::min(seq->max_new, params.max_tokens);
-  seq->cache.emplace(c, options_.ctx_size, kv_->pool, options_.kv_format);
+  seq->cache.emplace(backend_->kv_config(), options_.ctx_size, kv_->pool, options_.kv_format);
   seq->params = std::move(params);
   auto state = seq->state;
   {
@@ -341,7 +349,7 @@ bool Engine::step() {
   std::vector<SequenceOutput> out(batch.size());
   try {
     const auto t0 = Clock::now();
-    model_.forward(in, out, pool_);
+    backend_->forward(in, out, pool_);
     counters_->forward_ns +=
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
   } catch (const std::exception& e) {

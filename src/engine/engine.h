@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/kv_format.h"
+#include "engine/forward_backend.h"
 #include "engine/request.h"
 #include "model/model.h"
 
@@ -64,6 +65,8 @@ struct EngineStats {
 class Engine {
  public:
   Engine(const Model& model, EngineOptions options);
+  // The same over any backend (engine/forward_backend.h), e.g. a model spread over MPI ranks.
+  Engine(std::unique_ptr<ForwardBackend> backend, EngineOptions options);
   ~Engine();  // cancels what is left and joins the scheduler
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -74,7 +77,8 @@ class Engine {
   std::shared_ptr<RequestState> submit(GenerationParams params);
   EngineStats stats() const;
   const EngineOptions& options() const { return options_; }
-  const Model& model() const { return model_; }
+  // This process's model (under MPI: rank 0's share).
+  const Model& model() const { return backend_->local_model(); }
   // Cancels every request and stops the scheduler (also done by the destructor).
   void shutdown();
 
@@ -88,7 +92,7 @@ class Engine {
   void preempt(Sequence& s);
   void register_prefix(Sequence& s);
 
-  const Model& model_;
+  std::unique_ptr<ForwardBackend> backend_;
   EngineOptions options_;
   ThreadPool pool_;
   struct Kv;

@@ -51,6 +51,10 @@ constexpr int64_t kPrivateBlockTokens = 64;
 
 }  // namespace
 
+void KvBlockAllocator::copy_block(int32_t dst, int32_t src) {
+  std::memcpy(block_data(dst), block_data(src), static_cast<size_t>(block_bytes()));
+}
+
 int64_t kv_row_bytes(const ModelConfig& config, const KvFormat& f) {
   validate_kv_format(f, config.head_dim);
   return kv_row_bytes(f, config.num_key_value_heads * config.head_dim);
@@ -142,13 +146,12 @@ void KvCache::make_private(size_t i) {
   if (alloc_->ref_count(ids_[i]) <= 1) return;
   const int32_t id = alloc_->allocate();
   if (id < 0) throw KvOutOfMemory("the KV cache memory budget is exhausted");
-  uint8_t* dst = alloc_->block_data(id);
   // Only positions below length_ hold data; copying the whole block is simpler and the block
   // is small next to a forward step.
-  std::memcpy(dst, table_[i], static_cast<size_t>(alloc_->block_bytes()));
+  alloc_->copy_block(id, ids_[i]);
   alloc_->release(ids_[i]);
   ids_[i] = id;
-  table_[i] = dst;
+  table_[i] = alloc_->block_data(id);
 }
 
 int64_t KvCache::blocks_needed(int64_t n) const {

@@ -42,6 +42,9 @@ class KvBlockAllocator {
   virtual int32_t ref_count(int32_t block) const = 0;
   virtual int64_t block_bytes() const = 0;
   virtual uint8_t* block_data(int32_t block) = 0;  // block_bytes() bytes
+  // Copies block src's bytes into block dst (copy on write). An allocator may observe it: the
+  // MPI server's leader replays its copies on the other ranks (model/parallel_runner.h).
+  virtual void copy_block(int32_t dst, int32_t src);
 };
 
 // Bytes of one stored row (one position, one layer, keys or values) in format f.

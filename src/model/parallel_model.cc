@@ -50,6 +50,14 @@ KvCache ParallelModel::new_cache(int64_t max_tokens) const {
   return part_->new_cache(max_tokens > 0 ? max_tokens : usable_context(config_));
 }
 
+int64_t ParallelModel::max_kv_block_bytes(int64_t block_tokens, const KvFormat& f) const {
+  int64_t most = 0;
+  for (int r = 0; r < plan_.world_size(); ++r)
+    most = std::max(most, kv_block_bytes(rank_shard(plan_, config_, r).rank_config(config_),
+                                         block_tokens, f));
+  return most;
+}
+
 void ParallelModel::validate(std::span<const SequenceInput> batch) const {
   const int64_t V = config_.vocab_size;
   std::set<const KvCache*> seen;

@@ -48,6 +48,13 @@ class ParallelModel {
   // A cache for one sequence holding this rank's layers and heads; max_tokens <= 0 means the
   // model's usable context (model/rope_scaling.h).
   KvCache new_cache(int64_t max_tokens = 0) const;
+  // The config this rank's KV caches hold (its layers, its KV heads), for caches that draw on
+  // a block pool (the server's paged KV).
+  const ModelConfig& kv_config() const { return part_->config(); }
+  // Bytes of one KV block (block_tokens positions in format f) on the rank holding the most.
+  int64_t max_kv_block_bytes(int64_t block_tokens, const KvFormat& f) const;
+  // This rank's share as a Model (its expert-use counters).
+  const Model& part() const { return *part_; }
 
   // What forward() checks before it changes anything; throws qcoder::Error. Every rank
   // reaches the same verdict on the same batch.

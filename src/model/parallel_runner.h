@@ -1,5 +1,5 @@
 // Drives a ParallelModel from rank 0: the hook for every front end that runs over MPI
-// (`qcoder generate` today, `qcoder serve` next).
+// (`qcoder generate` with slots below; `qcoder serve` with the paged mode further down).
 //
 // Rank 0 (the leader) owns the requests: it opens sequence slots, runs forward steps and reads
 // the logits (they arrive on rank 0 whichever rank computes them), samples, and closes slots.
@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -55,20 +56,46 @@ class ParallelRunner {
   // Leader only: releases the followers from follow().
   void stop();
 
+  // Paged mode (the server's engine, engine/parallel_backend.h). The leader's KV lives in the
+  // engine's block pool, whose bookkeeping (allocation, reference counts, prefix cache) stays
+  // on the leader. Each follower keeps a mirror pool of the same block count holding its own
+  // layers and heads, addressed by the leader's block ids. A block's bytes change only by a
+  // forward step writing into it or by a copy on write; the leader sends, with each step, the
+  // copies made since the last one (replayed first, in order) and every sequence's block
+  // table, so the mirrors always hold what the leader's blocks hold.
+  struct BlockCopy {
+    int32_t dst = 0, src = 0;
+  };
+  // Leader only, once: the pool's shape (blocks of block_tokens positions in format f) and
+  // the longest sequence.
+  void start_paged(int64_t block_tokens, int64_t blocks, const KvFormat& f, int64_t max_tokens);
+  // Leader only: one forward step over batch, whose caches draw on the leader's pool and are
+  // reserved for their new tokens (KvCache::reserve_more); copies as above. Throws
+  // qcoder::Error, before anything is sent, for a batch the model refuses.
+  void forward_paged(std::span<const SequenceInput> batch, std::span<const BlockCopy> copies,
+                     std::span<SequenceOutput> out);
+  ParallelModel& model() { return model_; }
+
   // Followers: carry out the leader's calls until it stops. Failures end the job.
   void follow();
 
  private:
-  enum Op : int64_t { kOpen = 1, kClose, kTruncate, kForward, kStop };
+  enum Op : int64_t { kOpen = 1, kClose, kTruncate, kForward, kStop, kStartPaged, kForwardPaged };
   void broadcast_command(std::vector<int64_t>& words, bool idle);
   void execute(const std::vector<int64_t>& words, std::span<SequenceOutput> out,
                ForwardTrace* trace);
   KvCache& cache(int64_t slot);
+  void forward_mirrored(const std::vector<int64_t>& words);  // a follower's kForwardPaged
 
   ParallelModel& model_;
   dist::Communicator& world_;
   ThreadPool& pool_;
   std::map<int64_t, KvCache> caches_;
+  // Paged mode: a follower's mirror pool (the leader's is the engine's).
+  std::shared_ptr<KvBlockAllocator> mirror_;
+  KvFormat paged_format_;
+  int64_t paged_max_tokens_ = 0;
+  int64_t paged_block_tokens_ = 0;
   int64_t next_slot_ = 0;
   bool stopped_ = false;
 };

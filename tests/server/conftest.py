@@ -30,13 +30,14 @@ def model_dir():
 class Server:
     """A `qcoder serve` child process; .url is its base URL."""
 
-    def __init__(self, *flags, api_key=None):
-        args = [qcoder_bin(), "serve", "-m", model_dir(), "--host", "127.0.0.1", "--port", "0", "-t", "2",
-                "--kv-budget", "512M", *flags]
+    def __init__(self, *flags, api_key=None, model=None, launcher=(), threads=2):
+        """launcher: a command line to start qcoder under (e.g. mpirun ... -np 2)."""
+        args = [*launcher, qcoder_bin(), "serve", "-m", model or model_dir(), "--host", "127.0.0.1", "--port", "0",
+                "-t", str(threads), "--kv-budget", "512M", *flags]
         if api_key:
             args += ["--api-key", api_key]
         self.api_key = api_key
-        self.stderr = open(os.path.join(os.path.dirname(model_dir()), f"serve-{os.getpid()}-{id(self)}.log"), "w+")
+        self.stderr = open(os.path.join(os.path.dirname(model or model_dir()), f"serve-{os.getpid()}-{id(self)}.log"), "w+")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
