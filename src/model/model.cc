@@ -41,13 +41,7 @@ KvCache Model::new_cache(int64_t max_tokens) const {
   return KvCache(config_, max_tokens > 0 ? max_tokens : usable_context(config_));
 }
 
-void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
-                    ThreadPool& pool, ForwardTrace* trace, const ForwardHooks* hooks) const {
-  const ModelConfig& c = config_;
-  const int64_t H = c.hidden_size, V = c.vocab_size;
-  if (out.size() != batch.size()) throw Error("forward: output span size differs from batch size");
-
-  // Validate everything before touching any cache.
+void validate_batch(std::span<const SequenceInput> batch, int64_t vocab_size) {
   std::set<const KvCache*> seen;
   for (size_t s = 0; s < batch.size(); ++s) {
     const SequenceInput& in = batch[s];
@@ -55,13 +49,22 @@ void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutp
     if (!seen.insert(in.cache).second)
       throw Error("forward: two sequences in one batch share a KV cache");
     for (int32_t t : in.tokens)
-      if (t < 0 || t >= V)
+      if (t < 0 || t >= vocab_size)
         throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
-                    std::to_string(V - 1) + ")");
+                    std::to_string(vocab_size - 1) + ")");
     if (in.cache->length() + static_cast<int64_t>(in.tokens.size()) > in.cache->max_tokens())
       throw Error("sequence of " + std::to_string(in.cache->length() + in.tokens.size()) +
                   " tokens exceeds the context limit of " + std::to_string(in.cache->max_tokens()));
   }
+}
+
+void Model::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
+                    ThreadPool& pool, ForwardTrace* trace, const ForwardHooks* hooks) const {
+  const ModelConfig& c = config_;
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  if (out.size() != batch.size()) throw Error("forward: output span size differs from batch size");
+
+  validate_batch(batch, V);  // before touching any cache
 
   BatchRows rows;
   std::vector<int32_t> ids;

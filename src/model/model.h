@@ -56,6 +56,11 @@ struct ForwardHooks {
   bool logits = true;  // false: no final norm or head here (out[i].rows = 0)
 };
 
+// What a forward pass checks before it changes any cache: every sequence has its own cache,
+// token ids lie in [0, vocab_size), and no cache would pass its max_tokens. Throws
+// qcoder::Error.
+void validate_batch(std::span<const SequenceInput> batch, int64_t vocab_size);
+
 class Model {
  public:
   // Opens DIR: config.json, the safetensors shards (mapped, not read) and binds the weights.

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -59,21 +58,7 @@ int64_t ParallelModel::max_kv_block_bytes(int64_t block_tokens, const KvFormat& 
 }
 
 void ParallelModel::validate(std::span<const SequenceInput> batch) const {
-  const int64_t V = config_.vocab_size;
-  std::set<const KvCache*> seen;
-  for (size_t s = 0; s < batch.size(); ++s) {
-    const SequenceInput& in = batch[s];
-    if (!in.cache) throw Error("forward: sequence " + std::to_string(s) + " has no KV cache");
-    if (!seen.insert(in.cache).second)
-      throw Error("forward: two sequences in one batch share a KV cache");
-    for (int32_t t : in.tokens)
-      if (t < 0 || t >= V)
-        throw Error("token id " + std::to_string(t) + " is outside the vocabulary (0.." +
-                    std::to_string(V - 1) + ")");
-    if (in.cache->length() + static_cast<int64_t>(in.tokens.size()) > in.cache->max_tokens())
-      throw Error("sequence of " + std::to_string(in.cache->length() + in.tokens.size()) +
-                  " tokens exceeds the context limit of " + std::to_string(in.cache->max_tokens()));
-  }
+  validate_batch(batch, config_.vocab_size);
 }
 
 void ParallelModel::forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
