@@ -97,9 +97,13 @@ int run_generate(int argc, char** argv) {
                 "(the config's rope_scaling block applies)");
   if (session && !(kv_format == KvFormat{}))
     throw Error("--kv-bits: under mpirun only the default (16, bf16) is supported");
-  if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
-    throw Error("--mem-budget and --mlock are not supported with --parallel yet");
-  if (session && !session->leader()) return session->follow();
+  // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
+  if (session) apply_residency_flags_on_rank(*session, residency);
+  if (session && !session->leader()) {
+    const int code = session->follow();
+    if (session->model().part().residency()) log_residency(session->model().part());
+    return code;
+  }
   std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
   if (model) apply_residency_flags(*model, residency);
   const ModelConfig& config = session ? session->config() : model->config();
@@ -155,6 +159,7 @@ int run_generate(int argc, char** argv) {
     QCODER_INFO("finish_reason: " << finish << ", " << generated.size() << " tokens");
   }
   if (model && model->residency()) log_residency(*model);
+  if (session && session->model().part().residency()) log_residency(session->model().part());
   return 0;
 }
 

@@ -119,8 +119,8 @@ int run_serve(int argc, char** argv) {
   if (session && model_options.given())
     throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
                 "(the config's rope_scaling block applies)");
-  if (session && (flags.given("--mem-budget") || flags.given("--mlock")))
-    throw Error("--mem-budget and --mlock are not supported with --parallel yet");
+  // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
+  if (session) apply_residency_flags_on_rank(*session, residency);
   if (session && !session->leader()) return session->follow();
 
   // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM

@@ -138,6 +138,14 @@ void ParallelSession::report_timing() {
   }
 }
 
+void apply_residency_flags_on_rank(ParallelSession& session, const ResidencyFlags& flags) {
+  try {
+    apply_residency_flags(session.model().part(), flags);
+  } catch (const std::exception& e) {
+    session.world().abort(e.what());
+  }
+}
+
 ParallelSession::~ParallelSession() {
   if (!runner_) return;  // start() failed before the model was loaded (the job is ending)
   if (leader()) runner_->stop();

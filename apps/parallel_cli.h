@@ -8,6 +8,7 @@
 
 #include "dist/communicator.h"
 #include "flags.h"
+#include "residency_flags.h"
 #include "model/parallel_model.h"
 #include "model/parallel_runner.h"
 
@@ -55,5 +56,9 @@ class ParallelSession {
   std::unique_ptr<ParallelRunner> runner_;
   int ranks_here_ = 1;
 };
+
+// --mem-budget / --mlock on this rank's share of the weights (apps/residency_flags.h); an
+// error (a budget too small for this rank's share) ends the whole job with this rank's message.
+void apply_residency_flags_on_rank(ParallelSession& session, const ResidencyFlags& flags);
 
 }  // namespace qcoder::cli

@@ -53,8 +53,10 @@ class ParallelModel {
   const ModelConfig& kv_config() const { return part_->config(); }
   // Bytes of one KV block (block_tokens positions in format f) on the rank holding the most.
   int64_t max_kv_block_bytes(int64_t block_tokens, const KvFormat& f) const;
-  // This rank's share as a Model (its expert-use counters).
+  // This rank's share as a Model (its expert-use counters; a weight residency policy for its
+  // own weights, Model::set_residency, between forward calls).
   const Model& part() const { return *part_; }
+  Model& part() { return *part_; }
 
   // What forward() checks before it changes anything; throws qcoder::Error. Every rank
   // reaches the same verdict on the same batch.

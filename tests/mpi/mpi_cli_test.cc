@@ -102,6 +102,27 @@ TEST(MpiCli, SampledGenerationIsReproducible) {
   EXPECT_EQ(r.out, single.out);
 }
 
+// --mem-budget under mpirun bounds each rank's share of the weights: paging changes no token,
+// every rank reports its residency, and a budget too small for a rank's share ends the job.
+TEST(MpiCli, GenerateUnderAMemoryBudgetPerRank) {
+  const std::string args = "generate -m " + kModels + "q4_g64 --ids 1,2,3 -n 6 --json -t 1";
+  const Result single = run(kCli + " " + args);
+  ASSERT_EQ(single.code, 0) << single.err;
+  for (const char* mode : {"pipeline", "expert"}) {
+    const Result r = run(mpirun(2, args + " --parallel " + mode + " --mem-budget 1M --residency-refresh 2"));
+    EXPECT_EQ(r.code, 0) << mode << ": " << r.err;
+    EXPECT_EQ(r.out, single.out) << mode;
+    size_t lines = 0;
+    for (size_t at = r.err.find("hot experts"); at != std::string::npos; at = r.err.find("hot experts", at + 1))
+      ++lines;
+    EXPECT_EQ(lines, 2u) << mode << ": one residency report per rank\n" << r.err;
+  }
+  const Result tiny = run(mpirun(2, args + " --parallel pipeline --mem-budget 1K"));
+  EXPECT_NE(tiny.code, 0);
+  EXPECT_TRUE(tiny.out.empty());
+  EXPECT_NE(tiny.err.find("too small"), std::string::npos) << tiny.err;
+}
+
 TEST(MpiCli, AutoOverMachinesPipelines) {
   // QCODER_FAKE_HOST gives each rank its own host name: auto then pipelines across "machines".
   const Result r = run("QCODER_FAKE_HOST=host%r " + kMpirun + "3 -x QCODER_FAKE_HOST " + kCli +
