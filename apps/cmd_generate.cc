@@ -95,8 +95,6 @@ int run_generate(int argc, char** argv) {
   if (session && model_options.given())
     throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
                 "(the config's rope_scaling block applies)");
-  if (session && !(kv_format == KvFormat{}))
-    throw Error("--kv-bits: under mpirun only the default (16, bf16) is supported");
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
   if (session && !session->leader()) {
@@ -113,7 +111,7 @@ int run_generate(int argc, char** argv) {
   std::unique_ptr<ThreadPool> pool = session ? nullptr : std::make_unique<ThreadPool>(static_cast<int>(threads));
   std::optional<KvCache> cache;
   if (!session) cache.emplace(model->config(), ctx, kv_format);
-  const int64_t slot = session ? session->runner().open(ctx) : -1;
+  const int64_t slot = session ? session->runner().open(ctx, kv_format) : -1;
 
   // Penalties see the prompt plus the generated tokens, as mlx-lm 0.32.2's generate_step
   // (the sampler keeps only the last penalty_context of them).

@@ -45,8 +45,8 @@ std::unique_ptr<ParallelModel> ParallelModel::load(const std::string& dir, const
 
 ParallelModel::~ParallelModel() = default;
 
-KvCache ParallelModel::new_cache(int64_t max_tokens) const {
-  return part_->new_cache(max_tokens > 0 ? max_tokens : usable_context(config_));
+KvCache ParallelModel::new_cache(int64_t max_tokens, const KvFormat& format) const {
+  return KvCache(part_->config(), max_tokens > 0 ? max_tokens : usable_context(config_), format);
 }
 
 int64_t ParallelModel::max_kv_block_bytes(int64_t block_tokens, const KvFormat& f) const {

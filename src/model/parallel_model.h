@@ -45,9 +45,9 @@ class ParallelModel {
   const ModelWeights& weights() const { return part_->weights(); }
   dist::Communicator& world() const { return world_; }
 
-  // A cache for one sequence holding this rank's layers and heads; max_tokens <= 0 means the
-  // model's usable context (model/rope_scaling.h).
-  KvCache new_cache(int64_t max_tokens = 0) const;
+  // A cache for one sequence holding this rank's layers and heads in `format`; max_tokens <= 0
+  // means the model's usable context (model/rope_scaling.h).
+  KvCache new_cache(int64_t max_tokens = 0, const KvFormat& format = {}) const;
   // The config this rank's KV caches hold (its layers, its KV heads), for caches that draw on
   // a block pool (the server's paged KV).
   const ModelConfig& kv_config() const { return part_->config(); }

@@ -97,7 +97,7 @@ void ParallelRunner::execute(const std::vector<int64_t>& w, std::span<SequenceOu
                              ForwardTrace* trace) {
   switch (w.at(0)) {
     case kOpen:
-      caches_.emplace(w.at(1), model_.new_cache(w.at(2)));
+      caches_.emplace(w.at(1), model_.new_cache(w.at(2), kv_format_from_bits(w.at(3), w.at(4))));
       return;
     case kClose:
       caches_.erase(w.at(1));
@@ -139,8 +139,8 @@ void ParallelRunner::execute(const std::vector<int64_t>& w, std::span<SequenceOu
   }
 }
 
-int64_t ParallelRunner::open(int64_t max_tokens) {
-  std::vector<int64_t> w = {kOpen, next_slot_++, max_tokens};
+int64_t ParallelRunner::open(int64_t max_tokens, const KvFormat& format) {
+  std::vector<int64_t> w = {kOpen, next_slot_++, max_tokens, format.bits(), format.group};
   broadcast_command(w, false);
   execute(w, {}, nullptr);
   return w[1];

@@ -37,8 +37,9 @@ class ParallelRunner {
 
   bool leader() const { return world_.rank() == 0; }
 
-  // Leader only. A new sequence on every rank (an empty KV cache of max_tokens); its slot id.
-  int64_t open(int64_t max_tokens);
+  // Leader only. A new sequence on every rank (an empty KV cache of max_tokens in format); its
+  // slot id.
+  int64_t open(int64_t max_tokens, const KvFormat& format = {});
   void close(int64_t slot);
   // Drops positions past `length` on every rank (prefix reuse), as KvCache::truncate.
   void truncate(int64_t slot, int64_t length);
