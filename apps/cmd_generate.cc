@@ -90,11 +90,8 @@ int run_generate(int argc, char** argv) {
 
   const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
   // Under mpirun: this rank's shard; ranks other than 0 mirror rank 0's steps and print nothing.
-  auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads);
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads, model_options.rope());
   // Every rank refuses alike, before the followers start mirroring the leader.
-  if (session && model_options.given())
-    throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
-                "(the config's rope_scaling block applies)");
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
   if (session && !session->leader()) {

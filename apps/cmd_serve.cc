@@ -115,10 +115,7 @@ int run_serve(int argc, char** argv) {
   // Under mpirun: every rank loads its shard here (collective, on the main thread, which
   // owns MPI). Ranks other than 0 then mirror rank 0's forward steps until it stops; the
   // signals mpirun forwards to them stay blocked, so a SIGTERM drains through rank 0.
-  auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads);
-  if (session && model_options.given())
-    throw Error("--rope-scaling, --rope-factor and --rope-orig-ctx are not supported under mpirun yet "
-                "(the config's rope_scaling block applies)");
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads, model_options.rope());
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
   if (session && !session->leader()) return session->follow();

@@ -59,7 +59,7 @@ void ParallelFlags::add_to(FlagSet& flags) {
 std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelFlags& flags,
                                                         const FlagSet& parsed,
                                                         const std::string& model_dir, int64_t ctx,
-                                                        int64_t threads) {
+                                                        int64_t threads, const RopeOptions& rope) {
   const ParallelMode mode = parse_parallel_mode(flags.mode);
   const std::vector<int64_t> counts = parse_counts(flags.pipeline_layers);
   if (flags.comm_timeout_s < 0) throw Error("--comm-timeout must be >= 0");
@@ -101,7 +101,7 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelFlags& fla
           1, static_cast<int64_t>(std::thread::hardware_concurrency()) / std::max(1, here));
     }
     s->pool_ = std::make_unique<ThreadPool>(static_cast<int>(threads));
-    s->model_ = ParallelModel::load(model_dir, plan, world);
+    s->model_ = ParallelModel::load(model_dir, plan, world, rope);
     s->runner_ = std::make_unique<ParallelRunner>(*s->model_, world, *s->pool_);
   } catch (const std::exception& e) {
     world.abort(e.what());

@@ -32,7 +32,7 @@ class ParallelSession {
   // a sequence will hold (auto's memory check). A failure on any rank ends the job.
   static std::unique_ptr<ParallelSession> start(const ParallelFlags& flags, const FlagSet& parsed,
                                                 const std::string& model_dir, int64_t ctx,
-                                                int64_t threads);
+                                                int64_t threads, const RopeOptions& rope = {});
   ~ParallelSession();  // rank 0 releases the followers; timing is logged (QCODER_LOG=debug)
 
   bool leader() const { return world_->rank() == 0; }

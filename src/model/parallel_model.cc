@@ -24,13 +24,13 @@ double process_cpu_seconds() {
 }  // namespace
 
 std::unique_ptr<ParallelModel> ParallelModel::load(const std::string& dir, const ShardPlan& plan,
-                                                   dist::Communicator& world) {
+                                                   dist::Communicator& world, const RopeOptions& rope) {
   if (plan.world_size() != world.size())
     throw Error("the plan is for " + std::to_string(plan.world_size()) + " ranks, the job has " +
                 std::to_string(world.size()));
   std::unique_ptr<ParallelModel> m(new ParallelModel(world));
   m->plan_ = plan;
-  m->config_ = load_model_config(dir);
+  m->config_ = load_model_config(dir, rope);
   m->shard_ = rank_shard(plan, m->config_, world.rank());
   // Every rank takes part in the split, stage by stage.
   m->stage_comm_ = world.split(m->shard_.stage, m->shard_.member);

@@ -35,8 +35,9 @@ namespace qcoder {
 class ParallelModel {
  public:
   // Collective over `world` (every rank, the same plan). `world` must outlive the model.
+  // rope: as Model::load.
   static std::unique_ptr<ParallelModel> load(const std::string& dir, const ShardPlan& plan,
-                                             dist::Communicator& world);
+                                             dist::Communicator& world, const RopeOptions& rope = {});
   ~ParallelModel();
 
   const ModelConfig& config() const { return config_; }  // the whole model's

@@ -171,6 +171,19 @@ TEST(MpiCli, LogitsEqualOneProcess) {
   }
 }
 
+// --rope-* overrides apply on every rank: YaRN under a pipeline equals YaRN in one process.
+TEST(MpiCli, RopeOverridesApplyOnEveryRank) {
+  testing::TempDir tmp;
+  const std::string args = "logits -m " + kModels + "q4_g64 --ids 5,6,7,8,9 -t 1 --out ";
+  const std::string yarn = " --rope-scaling yarn --rope-factor 4 --rope-orig-ctx 64";
+  ASSERT_EQ(run(kCli + " " + args + tmp.file("plain.bin")).code, 0);
+  ASSERT_EQ(run(kCli + " " + args + tmp.file("single.bin") + yarn).code, 0);
+  const Result r = run(mpirun(2, args + tmp.file("pipeline.bin") + yarn + " --parallel pipeline"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(tmp.file("pipeline.bin")), slurp(tmp.file("single.bin")));
+  EXPECT_NE(slurp(tmp.file("single.bin")), slurp(tmp.file("plain.bin"))) << "YaRN changes the logits";
+}
+
 // --kv-bits travels with the sequence: 8-bit KV over a pipeline equals 8-bit KV alone.
 TEST(MpiCli, GenerateWithQuantizedKv) {
   const std::string args = "generate -m " + kModels + "q4_g64 --ids 1,2,3,4 -n 8 --json -t 1 --kv-bits 8";
