@@ -1,9 +1,9 @@
 #include "chat/lexer.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "chat/unicode.h"
+#include "core/string_escapes.h"
 
 namespace qcoder::jinja {
 
@@ -377,11 +377,29 @@ class Lexer {
   bool line_starting_ = true;
 };
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// The Python message for an escape decode_escape refused; escape is the character after the
+// backslash.
+std::string escape_error(escapes::Status st, char escape) {
+  switch (st) {
+    case escapes::Status::kEndOfInput:
+      return "\\ at end of string";
+    case escapes::Status::kTruncatedHex:
+    case escapes::Status::kBadHex:
+      return escape == 'x'   ? "truncated \\xXX escape"
+             : escape == 'u' ? "truncated \\uXXXX escape"
+                             : "truncated \\UXXXXXXXX escape";
+    case escapes::Status::kNotACodePoint:
+      return "illegal Unicode character";
+    case escapes::Status::kNamedEscape:
+      return "malformed \\N character escape";
+    case escapes::Status::kOk:
+    case escapes::Status::kUnknownEscape:  // JSON and kReject statuses: not returned here
+    case escapes::Status::kLoneHighSurrogate:
+    case escapes::Status::kLoneLowSurrogate:
+    case escapes::Status::kBadSurrogatePair:
+      break;
+  }
+  return "invalid escape";
 }
 
 }  // namespace
@@ -396,89 +414,17 @@ std::string unescape_string_literal(std::string_view s) {
       out.append(s.substr(start, i - start));
       continue;
     }
-    if (i + 1 >= s.size()) throw Lexer::PyErrorLike{"\\ at end of string"};
-    const char c = s[i + 1];
-    i += 2;
-    switch (c) {
-      case '\n':
-        break;
-      case '\\':
-        out += '\\';
-        break;
-      case '\'':
-        out += '\'';
-        break;
-      case '"':
-        out += '"';
-        break;
-      case 'a':
-        out += '\a';
-        break;
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'v':
-        out += '\v';
-        break;
-      case 'x':
-      case 'u':
-      case 'U': {
-        const size_t n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
-        char32_t v = 0;
-        for (size_t k = 0; k < n; ++k) {
-          const int h = i + k < s.size() ? hex_value(s[i + k]) : -1;
-          if (h < 0) {
-            throw Lexer::PyErrorLike{std::string("truncated \\") +
-                                     (c == 'x'   ? "xXX"
-                                      : c == 'u' ? "uXXXX"
-                                                 : "UXXXXXXXX") +
-                                     " escape"};
-          }
-          v = v * 16 + static_cast<char32_t>(h);
-        }
-        if (v > 0x10FFFF) throw Lexer::PyErrorLike{"illegal Unicode character"};
-        i += n;
-        unicode::append(out, v);
-        break;
-      }
-      case 'N':
-        throw Lexer::PyErrorLike{"malformed \\N character escape"};
-      default:
-        if (c >= '0' && c <= '7') {
-          char32_t v = static_cast<char32_t>(c - '0');
-          for (int k = 0; k < 2 && i < s.size() && s[i] >= '0' && s[i] <= '7'; ++k)
-            v = v * 8 + static_cast<char32_t>(s[i++] - '0');
-          unicode::append(out, v);
-        } else if (static_cast<unsigned char>(c) >= 0x80) {
-          // backslashreplace turned the character into an escape, and "\\" then decodes to "\".
-          size_t j = i - 1;
-          const char32_t cp = unicode::next(s, j);
-          char b[16];
-          if (cp < 0x100)
-            std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(cp));
-          else if (cp < 0x10000)
-            std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(cp));
-          else
-            std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(cp));
-          out += b;
-          i = j;
-        } else {
-          out += '\\';
-          out += c;
-        }
+    if (i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80) {
+      // jinja2 decodes value.encode("ascii", "backslashreplace"): the character after the
+      // backslash became its own escape text, which the "\\" before it leaves undecoded.
+      ++i;
+      unicode::append_python_escape(out, unicode::next(s, i));
+      continue;
     }
+    const char escape = i + 1 < s.size() ? s[i + 1] : '\0';
+    if (const escapes::Status st = escapes::decode_escape(s, i, escapes::kJinjaStringLiteral, out);
+        st != escapes::Status::kOk)
+      throw Lexer::PyErrorLike{escape_error(st, escape)};
   }
   return out;
 }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "chat/operators.h"
-#include "chat/unicode.h"
+#include "core/string_escapes.h"
 
 namespace qcoder::jinja {
 namespace {
@@ -99,66 +99,8 @@ class JsonReader {
         ++p_;
         continue;
       }
-      if (p_ + 1 >= s_.size()) return std::nullopt;
-      const char e = s_[p_ + 1];
-      p_ += 2;
-      switch (e) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          auto hex4 = [&](size_t at) -> int {
-            if (at + 4 > s_.size()) return -1;
-            int v = 0;
-            for (size_t k = 0; k < 4; ++k) {
-              const char h = s_[at + k];
-              int d = h >= '0' && h <= '9'   ? h - '0'
-                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                             : -1;
-              if (d < 0) return -1;
-              v = v * 16 + d;
-            }
-            return v;
-          };
-          int cp = hex4(p_);
-          if (cp < 0) return std::nullopt;
-          p_ += 4;
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(p_, 2) == "\\u") {
-            const int lo = hex4(p_ + 2);
-            if (lo >= 0xDC00 && lo < 0xE000) {
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-              p_ += 6;
-            }
-          }
-          if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;  // a lone surrogate cannot be UTF-8
-          unicode::append(out, static_cast<char32_t>(cp));
-          break;
-        }
-        default:
-          return std::nullopt;
-      }
+      if (escapes::decode_escape(s_, p_, escapes::kPythonJsonLoads, out) != escapes::Status::kOk)
+        return std::nullopt;
     }
   }
 
@@ -573,82 +515,15 @@ class LiteralReader {
   }
 
   static bool decode_escapes(std::string_view s, bool bytes, std::string& out) {
+    const escapes::Dialect& dialect =
+        bytes ? escapes::kPythonBytesLiteral : escapes::kPythonStrLiteral;
     for (size_t i = 0; i < s.size();) {
       if (s[i] != '\\') {
         if (bytes && static_cast<unsigned char>(s[i]) >= 0x80) return false;
         out += s[i++];
         continue;
       }
-      if (i + 1 >= s.size()) return false;
-      const char c = s[i + 1];
-      i += 2;
-      switch (c) {
-        case '\n':
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '\'':
-          out += '\'';
-          break;
-        case '"':
-          out += '"';
-          break;
-        case 'a':
-          out += '\a';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'v':
-          out += '\v';
-          break;
-        case 'x':
-        case 'u':
-        case 'U': {
-          if (bytes && c != 'x') {
-            out += '\\';
-            out += c;
-            break;
-          }
-          const size_t n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
-          if (i + n > s.size()) return false;
-          char32_t v = 0;
-          for (size_t k = 0; k < n; ++k) {
-            if (!std::isxdigit(static_cast<unsigned char>(s[i + k]))) return false;
-            v = v * 16 + static_cast<char32_t>(std::stoi(std::string(1, s[i + k]), nullptr, 16));
-          }
-          if (v > 0x10FFFF) return false;
-          i += n;
-          if (v >= 0xD800 && v < 0xE000) v = 0xFFFD;
-          unicode::append(out, v);
-          break;
-        }
-        case 'N':
-          return false;  // named escapes: not supported
-        default:
-          if (c >= '0' && c <= '7') {
-            char32_t v = static_cast<char32_t>(c - '0');
-            for (int k = 0; k < 2 && i < s.size() && s[i] >= '0' && s[i] <= '7'; ++k)
-              v = v * 8 + static_cast<char32_t>(s[i++] - '0');
-            unicode::append(out, v);
-          } else {
-            out += '\\';
-            out += c;
-          }
-      }
+      if (escapes::decode_escape(s, i, dialect, out) != escapes::Status::kOk) return false;
     }
     return true;
   }

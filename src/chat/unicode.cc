@@ -1,6 +1,9 @@
 #include "chat/unicode.h"
 
 #include <algorithm>
+#include <cstdio>
+
+#include "core/utf8.h"
 
 namespace qcoder::jinja::unicode {
 namespace {
@@ -89,23 +92,7 @@ char32_t next(std::string_view s, size_t& i) {
   return c;
 }
 
-void append(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
+void append(std::string& out, char32_t c) { append_utf8(out, c); }
 
 std::vector<char32_t> decode(std::string_view s) {
   std::vector<char32_t> out;
@@ -291,6 +278,17 @@ std::string strip_chars(std::string_view s, std::string_view chars, bool left, b
     while (e > b && in_set(cps[e - 1])) --e;
   return encode(std::vector<char32_t>(cps.begin() + static_cast<std::ptrdiff_t>(b),
                                       cps.begin() + static_cast<std::ptrdiff_t>(e)));
+}
+
+void append_python_escape(std::string& out, char32_t c) {
+  char b[16];
+  if (c < 0x100)
+    std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(c));
+  else if (c < 0x10000)
+    std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
+  else
+    std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(c));
+  out += b;
 }
 
 size_t complete_prefix(std::string_view s) {

@@ -38,6 +38,10 @@ bool is_upper(std::string_view s);  // str.isupper
 std::string strip(std::string_view s, bool left, bool right);
 std::string strip_chars(std::string_view s, std::string_view chars, bool left, bool right);
 
+// Python's escape text for c: \xhh below U+0100, else \uxxxx or \Uxxxxxxxx (what repr and
+// backslashreplace write).
+void append_python_escape(std::string& out, char32_t c);
+
 // The length of the valid UTF-8 prefix of s that ends on a complete code point boundary
 // (an incomplete multi-byte sequence at the end is excluded).
 size_t complete_prefix(std::string_view s);

@@ -249,14 +249,7 @@ std::string repr_string(std::string_view s) {
     } else if (c == '\r') {
       out += "\\r";
     } else if (!unicode::is_printable(c)) {
-      char b[16];
-      if (c < 0x100)
-        std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned>(c));
-      else if (c < 0x10000)
-        std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      else
-        std::snprintf(b, sizeof b, "\\U%08x", static_cast<unsigned>(c));
-      out += b;
+      unicode::append_python_escape(out, c);
     } else {
       out.append(s.substr(start, i - start));
     }

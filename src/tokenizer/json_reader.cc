@@ -3,12 +3,37 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/string_escapes.h"
 #include "tokenizer/unicode.h"
 
 namespace qcoder::tok {
 namespace {
 constexpr int kMaxDepth = 256;  // nesting deeper than this is not a tokenizer.json
+
+const char* escape_error(escapes::Status st) {
+  switch (st) {
+    case escapes::Status::kEndOfInput:
+      return "unterminated string";
+    case escapes::Status::kTruncatedHex:
+      return "truncated \\u escape";
+    case escapes::Status::kBadHex:
+      return "bad \\u escape";
+    case escapes::Status::kLoneHighSurrogate:
+      return "lone high surrogate in a \\u escape";
+    case escapes::Status::kLoneLowSurrogate:
+      return "lone low surrogate in a \\u escape";
+    case escapes::Status::kBadSurrogatePair:
+      return "bad surrogate pair in a \\u escape";
+    case escapes::Status::kOk:
+    case escapes::Status::kUnknownEscape:
+    case escapes::Status::kNotACodePoint:  // Python-only statuses: not returned for JSON
+    case escapes::Status::kNamedEscape:
+      break;
+  }
+  return "bad escape in a string";
 }
+
+}  // namespace
 
 void JsonReader::fail(const std::string& what) const {
   throw Error(source_ + ": byte " + std::to_string(pos_) + ": " + what);
@@ -43,24 +68,6 @@ bool JsonReader::consume(char c) {
   return false;
 }
 
-uint32_t JsonReader::read_hex4() {
-  if (pos_ + 4 > text_.size()) fail("truncated \\u escape");
-  uint32_t v = 0;
-  for (int k = 0; k < 4; ++k) {
-    const char c = text_[pos_++];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= c - '0';
-    else if (c >= 'a' && c <= 'f')
-      v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      v |= c - 'A' + 10;
-    else
-      fail("bad \\u escape");
-  }
-  return v;
-}
-
 void JsonReader::read_string(std::string& out) {
   expect('"');
   const auto* s = reinterpret_cast<const uint8_t*>(text_.data());
@@ -84,51 +91,10 @@ void JsonReader::read_string(std::string& out) {
       pos_ += len;
       continue;
     }
-    ++pos_;  // a backslash
-    if (pos_ >= n) fail("unterminated string");
-    const char e = text_[pos_++];
-    switch (e) {
-      case '"':
-        out += '"';
-        break;
-      case '\\':
-        out += '\\';
-        break;
-      case '/':
-        out += '/';
-        break;
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'u': {
-        char32_t cp = read_hex4();
-        if (cp >= 0xDC00 && cp <= 0xDFFF) fail("lone low surrogate in a \\u escape");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (pos_ + 2 > n || text_[pos_] != '\\' || text_[pos_ + 1] != 'u')
-            fail("lone high surrogate in a \\u escape");
-          pos_ += 2;
-          const char32_t lo = read_hex4();
-          if (lo < 0xDC00 || lo > 0xDFFF) fail("bad surrogate pair in a \\u escape");
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        append_utf8(out, cp);
-        break;
-      }
-      default:
-        fail("bad escape in a string");
-    }
+    if (const escapes::Status st =
+            escapes::decode_escape(text_, pos_, escapes::kTokenizerJson, out);
+        st != escapes::Status::kOk)
+      fail(escape_error(st));
   }
 }
 

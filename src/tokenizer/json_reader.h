@@ -43,7 +43,6 @@ class JsonReader {
  private:
   void skip_value(int depth);
   void skip_number();
-  uint32_t read_hex4();
 
   std::string_view text_;
   std::string source_;
