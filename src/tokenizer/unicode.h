@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace qcoder::tok {
 
 // Bits of char_class(); the values match the generator.
@@ -67,7 +69,7 @@ inline char32_t decode_utf8(const uint8_t* p, size_t* len) {
          (p[3] & 0x3F);
 }
 
-void append_utf8(std::string& out, char32_t cp);
+using qcoder::append_utf8;  // core/utf8.h: one encoder for the tokenizer and chat
 
 // Length of the well-formed sequence at s[0..n) (s[0] >= 0x80), or 0 when it is ill-formed.
 size_t utf8_sequence_length(const uint8_t* s, size_t n);
