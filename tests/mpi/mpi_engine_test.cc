@@ -103,10 +103,27 @@ ShardPlan plan_for(const ModelConfig& c, ParallelMode mode) {
   return make_shard_plan(c, model_bytes_from_config(c), cluster, req);
 }
 
+// Loads dir over the ranks with plan; rank 0 runs lead(model, runner) and then releases the
+// other ranks, which follow its steps until then.
+template <typename Lead>
+void over_ranks(const std::string& dir, const ShardPlan& plan, Lead lead) {
+  auto model = ParallelModel::load(dir, plan, world());
+  ThreadPool pool(1);
+  ParallelRunner runner(*model, world(), pool);
+  if (!runner.leader()) {
+    runner.follow();
+    return;
+  }
+  lead(*model, runner);
+  runner.stop();
+}
+
+const std::string kFixture = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/q4_g64";
+
 class ServeOverRanks : public ::testing::TestWithParam<ParallelMode> {};
 
 TEST_P(ServeOverRanks, EveryRequestGetsTheSingleProcessTokens) {
-  const std::string dir = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/q4_g64";
+  const std::string& dir = kFixture;
   const ModelConfig c = load_model_config(dir);
   const ParallelMode mode = GetParam();
   if ((mode == ParallelMode::kPipeline && c.num_hidden_layers < world().size()) ||
@@ -115,27 +132,21 @@ TEST_P(ServeOverRanks, EveryRequestGetsTheSingleProcessTokens) {
   // A pipeline is bitwise equal to one process, so seeded sampling must agree too; split
   // experts and heads change float32 rounding (docs/DISTRIBUTED.md), so those runs are greedy.
   const bool sampled = mode == ParallelMode::kPipeline;
-  auto model = ParallelModel::load(dir, plan_for(c, mode), world());
-  ThreadPool pool(1);
-  ParallelRunner runner(*model, world(), pool);
-  if (!runner.leader()) {
-    runner.follow();
-    return;
-  }
-  auto single = Model::load(dir);
-  const Outcome want = run_workload(
-      [&](EngineOptions o) { return std::make_unique<Engine>(*single, o); },
-      static_cast<uint64_t>(kv_block_bytes(c, 16, KvFormat{})), c.vocab_size, sampled);
-  const Outcome got = run_workload(
-      [&](EngineOptions o) { return std::make_unique<Engine>(make_parallel_backend(runner), o); },
-      static_cast<uint64_t>(model->max_kv_block_bytes(16, KvFormat{})), c.vocab_size, sampled);
-  runner.stop();
-  EXPECT_EQ(got.batched, want.batched);
-  EXPECT_EQ(got.prefixed, want.prefixed);
-  EXPECT_EQ(got.cached, want.cached);
-  EXPECT_EQ(got.cached, (std::vector<int64_t>{0, 32, 48, 39})) << "whole blocks, then a copied partial one";
-  EXPECT_EQ(got.preempted, want.preempted);
-  EXPECT_GT(got.preemptions, 0);
+  over_ranks(dir, plan_for(c, mode), [&](ParallelModel& model, ParallelRunner& runner) {
+    auto single = Model::load(dir);
+    const Outcome want = run_workload(
+        [&](EngineOptions o) { return std::make_unique<Engine>(*single, o); },
+        static_cast<uint64_t>(kv_block_bytes(c, 16, KvFormat{})), c.vocab_size, sampled);
+    const Outcome got = run_workload(
+        [&](EngineOptions o) { return std::make_unique<Engine>(make_parallel_backend(runner), o); },
+        static_cast<uint64_t>(model.max_kv_block_bytes(16, KvFormat{})), c.vocab_size, sampled);
+    EXPECT_EQ(got.batched, want.batched);
+    EXPECT_EQ(got.prefixed, want.prefixed);
+    EXPECT_EQ(got.cached, want.cached);
+    EXPECT_EQ(got.cached, (std::vector<int64_t>{0, 32, 48, 39})) << "whole blocks, then a copied partial one";
+    EXPECT_EQ(got.preempted, want.preempted);
+    EXPECT_GT(got.preemptions, 0);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Plans, ServeOverRanks,
@@ -149,31 +160,22 @@ INSTANTIATE_TEST_SUITE_P(Plans, ServeOverRanks,
 
 // The KV format travels with the pool's shape: 8-bit KV over the ranks equals 8-bit KV alone.
 TEST(ServeOverRanksKv, QuantizedKvFormat) {
-  const std::string dir = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/q4_g64";
-  const ModelConfig c = load_model_config(dir);
-  auto model = ParallelModel::load(dir, plan_for(c, ParallelMode::kExpert), world());
-  ThreadPool pool(1);
-  ParallelRunner runner(*model, world(), pool);
-  if (!runner.leader()) {
-    runner.follow();
-    return;
-  }
-  auto single = Model::load(dir);
-  const KvFormat q8 = kv_format_from_bits(8);
-  auto tokens = [&](std::unique_ptr<Engine> e) {
-    std::vector<std::vector<int32_t>> out;
-    std::vector<std::shared_ptr<RequestState>> st;
-    for (int i = 0; i < 4; ++i)
-      st.push_back(e->submit(request(testing::lcg_ids(static_cast<size_t>(10 + 9 * i), static_cast<int>(c.vocab_size), 50 + i), 6)));
-    for (auto& s : st) out.push_back(collect(*s));
-    return out;
-  };
-  EngineOptions o = options(4, 1 << 20, 64);
-  o.kv_format = q8;
-  const auto want = tokens(std::make_unique<Engine>(*single, o));
-  const auto got = tokens(std::make_unique<Engine>(make_parallel_backend(runner), o));
-  runner.stop();
-  EXPECT_EQ(got, want);
+  const ModelConfig c = load_model_config(kFixture);
+  over_ranks(kFixture, plan_for(c, ParallelMode::kExpert), [&](ParallelModel&, ParallelRunner& runner) {
+    auto single = Model::load(kFixture);
+    auto tokens = [&](std::unique_ptr<Engine> e) {
+      std::vector<std::vector<int32_t>> out;
+      std::vector<std::shared_ptr<RequestState>> st;
+      for (int i = 0; i < 4; ++i)
+        st.push_back(e->submit(request(testing::lcg_ids(static_cast<size_t>(10 + 9 * i), static_cast<int>(c.vocab_size), 50 + i), 6)));
+      for (auto& s : st) out.push_back(collect(*s));
+      return out;
+    };
+    EngineOptions o = options(4, 1 << 20, 64);
+    o.kv_format = kv_format_from_bits(8);
+    EXPECT_EQ(tokens(std::make_unique<Engine>(make_parallel_backend(runner), o)),
+              tokens(std::make_unique<Engine>(*single, o)));
+  });
 }
 
 }  // namespace
