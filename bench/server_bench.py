@@ -9,7 +9,9 @@ ignored so every request generates exactly --max-tokens):
     adds --suffix-tokens new ones (warm, served from the prefix cache), against the same-size
     request with nothing cached (cold).
 
-Either point it at a running server (--url) or let it start one (--qcoder BIN --model DIR).
+Either point it at a running server (--url) or let it start one (--qcoder BIN --model DIR),
+under --launcher if given (e.g. --launcher 'mpirun --oversubscribe -np 2' --server-args
+'--parallel pipeline -t 1': docs/DISTRIBUTED.md).
 The model folder needs tokenizer.json and a chat template; --tokenizer-from DIR copies them in
 (e.g. ../shared/data/qwen3-coder next to bench/make_bench_model.py's output).
 
@@ -148,6 +150,8 @@ def main():
     ap.add_argument("--model")
     ap.add_argument("--tokenizer-from", help="copy tokenizer.json/tokenizer_config.json/chat_template.jinja from here")
     ap.add_argument("--server-args", default="", help="extra flags for qcoder serve")
+    ap.add_argument("--launcher", default="",
+                    help="start the server under this command, e.g. 'mpirun -np 2' (add --parallel MODE to --server-args)")
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-tokens", type=int, default=32)
@@ -167,7 +171,7 @@ def main():
             for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
                 if not os.path.exists(os.path.join(args.model, f)):
                     shutil.copyfile(os.path.join(args.tokenizer_from, f), os.path.join(args.model, f))
-        cmd = [args.qcoder, "serve", "-m", args.model, "--host", "127.0.0.1", "--port", "0", "--slots", "16",
+        cmd = [*args.launcher.split(), args.qcoder, "serve", "-m", args.model, "--host", "127.0.0.1", "--port", "0", "--slots", "16",
                "--ctx-size", str(args.prefix_tokens + args.suffix_tokens + 256), *args.server_args.split()]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         args.url = proc.stdout.readline().split()[-1]
