@@ -118,18 +118,23 @@ int run_serve(int argc, char** argv) {
   auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads, model_options.rope());
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
-  if (session && !session->leader()) return session->follow();
 
   // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM
   // killer once the cache fills, so it is refused up front. Under mpirun the budget is each
-  // rank's, and the ranks on this machine share its memory.
+  // rank's (the followers' mirrors fill as rank 0's pool does), every rank checks its own
+  // machine, and the ranks on one machine share its memory.
   const uint64_t ranks_here = session ? static_cast<uint64_t>(session->ranks_on_this_node()) : 1;
   if (const uint64_t avail = available_memory_bytes();
-      avail > 0 && eo.kv_budget_bytes > avail / ranks_here)
-    throw Error("--kv-budget " + kv_budget + " (" + std::to_string(eo.kv_budget_bytes) +
-                " bytes" + (ranks_here > 1 ? " per rank, " + std::to_string(ranks_here) + " ranks here" : "") +
-                ") is more than the memory available now (" + std::to_string(avail) +
-                " bytes, MemAvailable): lower --kv-budget or store KV in fewer bits (--kv-bits 8 or 4)");
+      avail > 0 && eo.kv_budget_bytes > avail / ranks_here) {
+    const std::string why =
+        "--kv-budget " + kv_budget + " (" + std::to_string(eo.kv_budget_bytes) + " bytes" +
+        (ranks_here > 1 ? " per rank, " + std::to_string(ranks_here) + " ranks on this machine" : "") +
+        ") is more than the memory available now (" + std::to_string(avail) +
+        " bytes, MemAvailable): lower --kv-budget or store KV in fewer bits (--kv-bits 8 or 4)";
+    if (session) session->world().abort(why);
+    throw Error(why);
+  }
+  if (session && !session->leader()) return session->follow();
 
   server::AppOptions ao;
   ao.api_key = api_key;
@@ -185,7 +190,7 @@ int run_serve(int argc, char** argv) {
     http.stop();
     throw Error(load_error);
   }
-  QCODER_INFO("serve: " << (sig == SIGINT ? "SIGINT" : sig == SIGUSR2 ? "SIGUSR2" : "SIGTERM") << ": draining (up to "
+  QCODER_INFO("serve: " << (sig == SIGINT ? "SIGINT" : sig == SIGUSR2 ? "SIGUSR2" : sig == SIGUSR1 ? "SIGUSR1" : "SIGTERM") << ": draining (up to "
                         << shutdown_timeout << " s)");
   app.set_draining();
   http.stop_accepting();

@@ -88,6 +88,7 @@ Engine::Engine(std::unique_ptr<ForwardBackend> backend, EngineOptions options)
                                                << options_.ctx_size << "; serving contexts up to " << budget_tokens);
     options_.ctx_size = budget_tokens;
   }
+  kv_block_bytes_ = block_bytes;
   kv_ = std::make_unique<Kv>();
   kv_->pool = std::make_shared<KvBlockPool>(
       options_.block_tokens,
@@ -95,8 +96,12 @@ Engine::Engine(std::unique_ptr<ForwardBackend> backend, EngineOptions options)
   kv_->pool->set_copy_observer(
       [this](int32_t dst, int32_t src) { backend_->block_copied(dst, src); });
   backend_->start(options_.block_tokens, blocks, options_.kv_format, options_.ctx_size);
+  // The prefix cache's bound in blocks of the largest rank (under MPI this process's blocks
+  // may be smaller), expressed in this pool's block bytes.
+  const uint64_t prefix_blocks =
+      std::min(options_.prefix_cache_bytes, options_.kv_budget_bytes) / block_bytes;
   kv_->cache = std::make_unique<PrefixCache>(
-      *kv_->pool, std::min(options_.prefix_cache_bytes, options_.kv_budget_bytes));
+      *kv_->pool, prefix_blocks * static_cast<uint64_t>(kv_->pool->block_bytes()));
   kv_->pool->set_reclaim([this] { return kv_->cache->reclaim_one(); });
   counters_ = std::make_unique<Counters>(options_.slots);
   QCODER_INFO("engine: " << options_.slots << " slots, context " << options_.ctx_size
@@ -173,7 +178,7 @@ EngineStats Engine::stats() const {
   s.sampling_seconds = static_cast<double>(k.sampling_ns.load()) * 1e-9;
   s.kv_blocks_used = kv_->pool->in_use();
   s.kv_blocks_total = kv_->pool->capacity();
-  s.kv_block_bytes = kv_->pool->block_bytes();
+  s.kv_block_bytes = kv_block_bytes_;  // the largest rank's (all of them in one process)
   s.prefix_cache_blocks = kv_->cache->entries();
   for (const auto& b : k.batch_sizes) s.batch_size_counts.push_back(b.load());
   return s;

@@ -97,6 +97,7 @@ class Engine {
   ThreadPool pool_;
   struct Kv;
   std::unique_ptr<Kv> kv_;
+  uint64_t kv_block_bytes_ = 0;  // one block on the rank holding the most
 
   std::mutex mu_;  // guards inbox_, stop_
   std::condition_variable cv_;

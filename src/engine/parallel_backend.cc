@@ -25,8 +25,20 @@ class ParallelBackend final : public ForwardBackend {
   // The runner computes with its own thread pool (the session's -t), not the engine's.
   void forward(std::span<const SequenceInput> batch, std::span<SequenceOutput> out,
                ThreadPool&) override {
-    runner_.forward_paged(batch, copies_, out);
-    copies_.clear();  // sent; a refused batch throws first and keeps them for the next step
+    // The copies go with this step. forward_paged throws only before broadcasting (after
+    // that a failure ends the job), so a refused step keeps them for the next one.
+    std::vector<ParallelRunner::BlockCopy> sent;
+    sent.swap(copies_);
+    try {
+      runner_.forward_paged(batch, sent, out);
+    } catch (...) {
+      sent.insert(sent.end(), copies_.begin(), copies_.end());
+      copies_.swap(sent);
+      throw;
+    }
+    // forward_paged refuses caches that are not fully reserved, so the step itself cannot
+    // have copied a block behind the followers' backs.
+    if (!copies_.empty()) runner_.world().abort("a KV block was copied during a forward step");
   }
 
  private:

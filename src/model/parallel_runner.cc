@@ -204,8 +204,9 @@ void ParallelRunner::forward_paged(std::span<const SequenceInput> batch,
   for (const SequenceInput& in : batch) {
     const int64_t len = in.cache->length(), n = static_cast<int64_t>(in.tokens.size());
     const auto ids = in.cache->blocks();
-    if (in.cache->block_tokens() != paged_block_tokens_ ||
-        static_cast<int64_t>(ids.size()) * paged_block_tokens_ < len + n)
+    // Fully reserved: no block to add or to copy on write (Model::forward's own reserve_more
+    // then changes nothing that the followers would not see).
+    if (in.cache->block_tokens() != paged_block_tokens_ || in.cache->blocks_needed(n) != 0)
       throw Error("forward_paged: a cache is not reserved for its new tokens in the paged pool");
     w.insert(w.end(), {mode_word(in.logits), len, n, static_cast<int64_t>(ids.size())});
     w.insert(w.end(), ids.begin(), ids.end());

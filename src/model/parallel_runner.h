@@ -76,6 +76,7 @@ class ParallelRunner {
   void forward_paged(std::span<const SequenceInput> batch, std::span<const BlockCopy> copies,
                      std::span<SequenceOutput> out);
   ParallelModel& model() { return model_; }
+  dist::Communicator& world() { return world_; }
 
   // Followers: carry out the leader's calls until it stops. Failures end the job.
   void follow();

@@ -35,8 +35,9 @@ GenerationParams request(std::vector<int32_t> prompt, int64_t max_tokens) {
   return p;
 }
 
-EngineOptions options(int slots, uint64_t block_bytes, int64_t blocks) {
+EngineOptions options(int slots, uint64_t block_bytes, int64_t blocks, const KvFormat& kv) {
   EngineOptions o;
+  o.kv_format = kv;
   o.slots = slots;
   o.threads = 1;
   o.ctx_size = 12 * 16;
@@ -55,10 +56,10 @@ struct Outcome {
 };
 
 template <typename Make>
-Outcome run_workload(Make make, uint64_t block_bytes, int64_t vocab, bool sampled) {
+Outcome run_workload(Make make, uint64_t block_bytes, int64_t vocab, bool sampled, const KvFormat& kv) {
   Outcome r;
   {  // Twelve requests at once, some sampled with a seed: continuous batching, chunked prefill.
-    auto e = make(options(12, block_bytes, 256));
+    auto e = make(options(12, block_bytes, 256, kv));
     std::vector<std::shared_ptr<RequestState>> st;
     for (int i = 0; i < 12; ++i) {
       auto p = request(testing::lcg_ids(static_cast<size_t>(3 + 6 * i), static_cast<int>(vocab), 100 + i), 6 + i % 4);
@@ -71,7 +72,7 @@ Outcome run_workload(Make make, uint64_t block_bytes, int64_t vocab, bool sample
     for (auto& s : st) r.batched.push_back(collect(*s));
   }
   {  // The prefix cache: whole shared blocks, then a partly reused block copied on write.
-    EngineOptions o = options(4, block_bytes, 256);
+    EngineOptions o = options(4, block_bytes, 256, kv);
     o.prefix_cache_bytes = block_bytes * 64;
     auto e = make(o);
     const auto first = testing::lcg_ids(40, static_cast<int>(vocab), 9);
@@ -84,7 +85,7 @@ Outcome run_workload(Make make, uint64_t block_bytes, int64_t vocab, bool sample
     }
   }
   {  // A pool far smaller than the requests need at once: preemption and recomputation.
-    auto e = make(options(8, block_bytes, 12));
+    auto e = make(options(8, block_bytes, 12, kv));
     std::vector<std::shared_ptr<RequestState>> st;
     for (int i = 0; i < 8; ++i)
       st.push_back(e->submit(request(testing::lcg_ids(static_cast<size_t>(20 + 5 * i), static_cast<int>(vocab), 300 + i), 8)));
@@ -129,17 +130,20 @@ TEST_P(ServeOverRanks, EveryRequestGetsTheSingleProcessTokens) {
   if ((mode == ParallelMode::kPipeline && c.num_hidden_layers < world().size()) ||
       (mode == ParallelMode::kCombined && world().size() < 3))
     GTEST_SKIP() << "plan needs more layers or ranks";
-  // A pipeline is bitwise equal to one process, so seeded sampling must agree too; split
-  // experts and heads change float32 rounding (docs/DISTRIBUTED.md), so those runs are greedy.
+  // A pipeline is bitwise equal to one process, so seeded sampling must agree too, with the
+  // default bf16 KV. Split experts and heads change float32 rounding, which bf16 KV rounding
+  // can amplify (docs/DISTRIBUTED.md): those runs are greedy, with float32 KV, so that no
+  // near-tie on some CPU flips a token.
   const bool sampled = mode == ParallelMode::kPipeline;
+  const KvFormat kv = sampled ? KvFormat{} : KvFormat{KvDtype::kF32};
   over_ranks(dir, plan_for(c, mode), [&](ParallelModel& model, ParallelRunner& runner) {
     auto single = Model::load(dir);
     const Outcome want = run_workload(
         [&](EngineOptions o) { return std::make_unique<Engine>(*single, o); },
-        static_cast<uint64_t>(kv_block_bytes(c, 16, KvFormat{})), c.vocab_size, sampled);
+        static_cast<uint64_t>(kv_block_bytes(c, 16, kv)), c.vocab_size, sampled, kv);
     const Outcome got = run_workload(
         [&](EngineOptions o) { return std::make_unique<Engine>(make_parallel_backend(runner), o); },
-        static_cast<uint64_t>(model.max_kv_block_bytes(16, KvFormat{})), c.vocab_size, sampled);
+        static_cast<uint64_t>(model.max_kv_block_bytes(16, kv)), c.vocab_size, sampled, kv);
     EXPECT_EQ(got.batched, want.batched);
     EXPECT_EQ(got.prefixed, want.prefixed);
     EXPECT_EQ(got.cached, want.cached);
@@ -158,10 +162,11 @@ INSTANTIATE_TEST_SUITE_P(Plans, ServeOverRanks,
                                                                                    : "combined");
                          });
 
-// The KV format travels with the pool's shape: 8-bit KV over the ranks equals 8-bit KV alone.
+// The KV format travels with the pool's shape: 8-bit KV over the ranks equals 8-bit KV alone
+// (a pipeline, which is bitwise: a level flip of q8 would amplify any rounding difference).
 TEST(ServeOverRanksKv, QuantizedKvFormat) {
   const ModelConfig c = load_model_config(kFixture);
-  over_ranks(kFixture, plan_for(c, ParallelMode::kExpert), [&](ParallelModel&, ParallelRunner& runner) {
+  over_ranks(kFixture, plan_for(c, ParallelMode::kPipeline), [&](ParallelModel&, ParallelRunner& runner) {
     auto single = Model::load(kFixture);
     auto tokens = [&](std::unique_ptr<Engine> e) {
       std::vector<std::vector<int32_t>> out;
@@ -171,8 +176,7 @@ TEST(ServeOverRanksKv, QuantizedKvFormat) {
       for (auto& s : st) out.push_back(collect(*s));
       return out;
     };
-    EngineOptions o = options(4, 1 << 20, 64);
-    o.kv_format = kv_format_from_bits(8);
+    EngineOptions o = options(4, 1 << 20, 64, kv_format_from_bits(8));
     EXPECT_EQ(tokens(std::make_unique<Engine>(make_parallel_backend(runner), o)),
               tokens(std::make_unique<Engine>(*single, o)));
   });
