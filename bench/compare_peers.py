@@ -3,7 +3,7 @@
 
   bench/compare_peers.py --model /tmp/qbench/m30b12 [--qcoder build/apps/qcoder]
       [--gguf /tmp/qbench/m30b12-q4_0.gguf --llama-bench /tmp/llamacpp/build/bin/llama-bench]
-      [--rounds 2] [--mlx-tg 32] [--threads 2]
+      [--rounds 2] [--mlx-tg 32] [--mlx-pp 512] [--threads 2]
 
 Order per round: qcoder bench (its own bandwidth sweeps interleaved with its decode runs),
 mlx-lm (MLX on CPU: the same MLX folder, one 512-token prompt, then --mlx-tg tokens decoded
@@ -75,6 +75,8 @@ def main():
     ap.add_argument("--llama-bench")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mlx-tg", type=int, default=32, help="tokens mlx-lm decodes (it is slow on CPU)")
+    ap.add_argument("--mlx-pp", type=int, default=512,
+                    help="mlx-lm's prompt length (its CPU prefill runs at ~0.1 tok/s here: 64 takes ~10 min)")
     ap.add_argument("--no-mlx", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -86,7 +88,7 @@ def main():
         # bytes per token at tg128 (as qcoder counts them), from its own roofline figure.
         bpt = q["decode_roofline_pct"] / 100 * q["read_bw_gbs"] * 1e9 / q["tg128_tok_s"]
         if not a.no_mlx:
-            m = run_mlx(a.model, 512, a.mlx_tg)
+            m = run_mlx(a.model, a.mlx_pp, a.mlx_tg)
             m["roofline_pct"] = 100 * m["tg_tok_s"] * bpt / (q["read_bw_gbs"] * 1e9)
             rows["mlx-lm"].append(m)
             print(f"round {r + 1} mlx-lm: {json.dumps(m)}", file=sys.stderr)
@@ -98,6 +100,8 @@ def main():
     med = lambda xs: statistics.median(xs) if xs else float("nan")
     q_pp = med([x["pp512_tok_s"] for x in rows["qcoder"]])
     q_tg = med([x["tg128_tok_s"] for x in rows["qcoder"]])
+    if rows["mlx-lm"] and a.mlx_pp != 512:
+        print(f"(mlx-lm's prompt: {a.mlx_pp} tokens, not 512; its tok/s is what it reached on that prompt)")
     print(f"{'engine':<10} {'pp512 tok/s':>12} {'tg tok/s':>10} {'decode % roofline':>18} {'qcoder/peer pp':>15} {'tg':>6}")
     print(f"{'qcoder':<10} {q_pp:12.2f} {q_tg:10.2f} {med([x['decode_roofline_pct'] for x in rows['qcoder']]):18.1f}")
     for name in ("mlx-lm", "llama.cpp"):
