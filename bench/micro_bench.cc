@@ -1,8 +1,9 @@
 // Kernel micro-benchmarks for docs/PERFORMANCE.md (not a test: timings only).
 //   qcoder_micro_bench [threads]
 // 1. Cost of an empty parallel region of the thread pool.
-// 2. 4-bit g64 matrix-vector product over a 256 MiB matrix, against a read sweep of the same
-//    bytes run right before and after (the matrix-vector kernel's share of the roofline).
+// 2. 4-bit g64 matrix-vector product (1 and 4 tokens) over a 256 MiB matrix, against a read
+//    sweep of the same bytes run right before and after (the kernel's share of the roofline);
+//    and on a cache-resident matrix for 1, 2, 4 and 7 tokens (the kernel's own speed).
 // 3. 4-bit g64 matrix-matrix products: an expert (768 x 2048, 32 tokens) and a projection
 //    (2048 x 2048, 512 tokens), in GMAC/s.
 #include <algorithm>
@@ -86,14 +87,15 @@ int main(int argc, char** argv) {
     std::printf("empty parallel region: %.2f us (median of 5 x 20000)\n", median(us));
   }
 
-  // 2. Matrix-vector vs read sweep over the same bytes.
-  {
+  // 2. Matrix-vector (1 token: decode; 4 tokens: a routed expert's rows when 4 sequences
+  // decode together) vs read sweep over the same bytes.
+  for (const int64_t nt : {1, 4}) {
     const int64_t rows = 16384 * 8, cols = 4096;  // 256 MiB of codes + 16 MiB of scales/biases
     Q4 w(rows, cols, rng);
-    std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+    std::vector<float> x(static_cast<size_t>(nt * cols)), y(static_cast<size_t>(nt * rows));
     for (auto& v : x) v = std::normal_distribution<float>()(rng);
     qcoder::ops::PreparedActs a;
-    qcoder::ops::prepare_acts(w.m, x.data(), 1, a);
+    qcoder::ops::prepare_acts(w.m, x.data(), nt, a);
     const double bytes = static_cast<double>(w.m.storage_bytes());
     std::vector<double> ratio, mv_gbs, sw_gbs, cratio, cmv, csw;
     for (int rep = 0; rep < 7; ++rep) {
@@ -110,7 +112,7 @@ int main(int argc, char** argv) {
       const double csweep = static_cast<double>(w.data.size()) / (cpu_now() - c0) / 1e9 * pool.size();
       t = Clock::now();
       c0 = cpu_now();
-      matmul(pool, w.m, a, 1, y.data());
+      matmul(pool, w.m, a, nt, y.data());
       const double mv = bytes / since(t) / 1e9;
       const double cm = bytes / (cpu_now() - c0) / 1e9 * pool.size();
       cmv.push_back(cm);
@@ -121,29 +123,30 @@ int main(int argc, char** argv) {
       ratio.push_back(mv / sweep);
       if (sink == 42) std::printf(" ");
     }
-    std::printf("4-bit matvec 131072x4096: %.1f GB/s vs read sweep %.1f GB/s: %.0f%% (median of paired ratios)\n",
-                median(mv_gbs), median(sw_gbs), 100 * median(ratio));
+    std::printf("4-bit matvec 131072x4096, %lld token(s): %.1f GB/s vs read sweep %.1f GB/s: %.0f%% (median of paired ratios)\n",
+                static_cast<long long>(nt), median(mv_gbs), median(sw_gbs), 100 * median(ratio));
     std::printf("  per CPU-second x threads: %.1f GB/s vs %.1f GB/s: %.0f%%\n", median(cmv), median(csw),
                 100 * median(cratio));
   }
 
-  // 2b. Matrix-vector on a cache-resident matrix (512 x 2048, 0.6 MB): the kernel's own
-  // speed without memory stalls, per thread (CPU time).
-  {
+  // 2b. Matrix-vector on a cache-resident matrix (512 x 2048, 0.6 MB) for 1-7 tokens: the
+  // kernel's own speed without memory stalls, per thread (CPU time), in weight bytes.
+  for (const int64_t nt : {1, 2, 4, 7}) {
     const int64_t rows = 512, cols = 2048;
     Q4 w(rows, cols, rng);
-    std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+    std::vector<float> x(static_cast<size_t>(nt * cols)), y(static_cast<size_t>(nt * rows));
     for (auto& v : x) v = std::normal_distribution<float>()(rng);
     qcoder::ops::PreparedActs a;
-    qcoder::ops::prepare_acts(w.m, x.data(), 1, a);
+    qcoder::ops::prepare_acts(w.m, x.data(), nt, a);
     std::vector<double> gbs;
     for (int rep = 0; rep < 7; ++rep) {
       const double c0 = cpu_now();
       for (int i = 0; i < 400; ++i)
-        for (int64_t p = 0; p < rows; p += 16) qcoder::ops::matmul(w.m, a, nullptr, 1, y.data(), rows, p, p + 16);
+        for (int64_t p = 0; p < rows; p += 16) qcoder::ops::matmul(w.m, a, nullptr, nt, y.data(), rows, p, p + 16);
       gbs.push_back(400.0 * static_cast<double>(w.m.storage_bytes()) / (cpu_now() - c0) / 1e9);
     }
-    std::printf("4-bit matvec 512x2048 cache-resident, one thread: %.1f GB/s per CPU-second\n", median(gbs));
+    std::printf("4-bit matvec 512x2048 cache-resident, %lld token(s), one thread: %.1f GB/s of weights per CPU-second\n",
+                static_cast<long long>(nt), median(gbs));
   }
 
   // 3. Matrix-matrix.

@@ -243,5 +243,49 @@ TEST(SimdMatmul, DecodeRowsMatchBatchedBitwise) {
   });
 }
 
+// 2-7 tokens (a routed expert's rows in a decode batch; on AVX3_DL the four-row fused kernel
+// with each weight block read once for all the tokens): each token's row is bitwise the
+// one-token result, whatever the other tokens, their order (index lists with a repeat), or
+// the row split; and within the reference's bound.
+TEST(SimdMatmul, FewTokensMatchOneTokenBitwise) {
+  for_each_target([] {
+    std::mt19937 rng(14);
+    for (int group : {64, 128})
+      for (int64_t cols : {128, 384, 2048})
+        for (int64_t rows : {1, 3, 5, 22, 70}) {
+          const Case c{{QuantMode::kAffine, 4, group}};
+          OwnedQMatrix q = random_matrix(c, rows, cols, rng, 1 + static_cast<size_t>(rows % 5), 0);
+          const int64_t n_all = 9;
+          test::Floats X(static_cast<size_t>(n_all * cols), rng);
+          X.p[5] *= 40.0f;
+          ops::PreparedActs acts;
+          ops::prepare_acts(q.m, X.p, n_all, acts);
+          // One token at a time (the decode kernel), through a token index.
+          std::vector<float> one(static_cast<size_t>(n_all * rows));
+          for (int32_t t = 0; t < n_all; ++t) ops::matmul(q.m, acts, &t, 1, &one[t * rows], rows, 0, rows);
+          const std::string what = c.name() + " " + std::to_string(rows) + "x" + std::to_string(cols);
+          for (int64_t n = 2; n <= 7; ++n) {
+            std::vector<int32_t> toks;
+            for (int64_t i = 0; i < n; ++i) toks.push_back(static_cast<int32_t>((i * 5 + n) % n_all));
+            if (n >= 4) toks[3] = toks[1];  // a repeated row
+            std::vector<float> y(static_cast<size_t>(n * rows), -1.0f);
+            const int64_t cut = std::min<int64_t>(rows, 7);
+            ops::matmul(q.m, acts, toks.data(), n, y.data(), rows, 0, cut);
+            ops::matmul(q.m, acts, toks.data(), n, y.data(), rows, cut, rows);
+            for (int64_t i = 0; i < n; ++i)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_EQ(y[i * rows + r], one[toks[i] * rows + r]) << what << " n" << n << " i" << i << " r" << r;
+            // Without an index list: tokens 0..n-1 of the prepared rows.
+            std::vector<float> yd(static_cast<size_t>(n * rows), -1.0f);
+            ops::matmul(q.m, acts, nullptr, n, yd.data(), rows, 0, rows);
+            for (int64_t i = 0; i < n; ++i)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_EQ(yd[i * rows + r], one[i * rows + r]) << what << " n" << n << " i" << i << " r" << r;
+          }
+          check_against_reference(q.m, X.p, 5, what + " n=5");
+        }
+  });
+}
+
 }  // namespace
 }  // namespace qcoder

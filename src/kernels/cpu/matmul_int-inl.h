@@ -414,6 +414,122 @@ inline void MatVecPlanesFused(const QMatrix& m, const ops::PreparedActs& acts, i
   }
 }
 
+// The four rows' partial vectors of block b for NT tokens (Block4 with the weights loaded and
+// split into nibbles once for all the tokens): i[t][0], i[t][1] as Block4's i[0], i[1] for
+// token t.
+template <int G64, int NT>
+QCODER_VNNI HWY_INLINE void Block4Tokens(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2,
+                                         const uint8_t* w3, const int8_t* const* x, int64_t xo,
+                                         const uint8_t* pf, __m128i (*i)[2]) {
+  PrefetchL2(pf);
+  PrefetchL2(pf + 64);
+  PrefetchL2(pf + 128);
+  PrefetchL2(pf + 192);
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  __m512i lo[4], hi[4];
+  const uint8_t* w[4] = {w0, w1, w2, w3};
+  for (int r = 0; r < 4; ++r) {
+    const __m512i v = _mm512_loadu_si512(w[r]);
+    lo[r] = _mm512_and_si512(v, mask);
+    hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+  }
+  for (int t = 0; t < NT; ++t) {
+    const int8_t* xt = x[t] + xo;
+    const __m512i xhe = _mm512_loadu_si512(xt), xho = _mm512_loadu_si512(xt + 64);
+    const __m512i xle = _mm512_loadu_si512(xt + 128), xlo = _mm512_loadu_si512(xt + 192);
+    __m512i v[4];
+    for (int r = 0; r < 4; ++r) {
+      const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xhe), hi[r], xho);
+      const __m512i al = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xle), hi[r], xlo);
+      v[r] = _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
+    }
+    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+    const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
+    const __m256i l256 = _mm512_castsi512_si256(c), h256 = _mm512_extracti64x4_epi64(c, 1);
+    if constexpr (G64) {
+      i[t][0] = _mm_add_epi32(_mm256_castsi256_si128(l256), _mm256_extracti128_si256(l256, 1));
+      i[t][1] = _mm_add_epi32(_mm256_castsi256_si128(h256), _mm256_extracti128_si256(h256, 1));
+    } else {
+      const __m256i h = _mm256_add_epi32(l256, h256);
+      i[t][0] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    }
+  }
+}
+
+// NT tokens (2..7: a routed expert's rows when several sequences decode together), four rows at
+// a time, epilogue fused in: Rows4PlanesFused with every weight block loaded once for all the
+// tokens. The integer group sums are exact and each token's lanes run PanelEpilogue's
+// sequence over the groups in order, so token t's outputs are bitwise those of the one-token
+// kernel on that token alone. out[t * 4 + i] = y of token t, row i.
+template <int G64, int NT>
+QCODER_VNNI HWY_NOINLINE void Rows4PlanesFusedTokens(const uint8_t* const* wr, const uint8_t* const* sr,
+                                                     const uint8_t* const* br, int64_t G,
+                                                     const int8_t* const* x, const float* const* sx,
+                                                     const float* const* xsum, const uint8_t* pf,
+                                                     float* out) {
+  const uint8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
+  __m128 acc[NT], accb[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = accb[t] = _mm_setzero_ps();
+  constexpr int64_t kGB = G64 ? 2 : 1;  // groups per 64-byte block
+  const auto block = [&](int64_t g, const __m128* s, const __m128* b) QCODER_VNNI {
+    const int64_t blk = g / kGB, o = blk * 64;
+    __m128i i[NT][2];
+    Block4Tokens<G64, NT>(w0 + o, w1 + o, w2 + o, w3 + o, x, blk * 256, pf + blk * 256, i);
+    for (int t = 0; t < NT; ++t) {
+      Epilogue4(i[t][0], s[0], b[0], sx[t][g], xsum[t][g], acc[t], accb[t]);
+      if constexpr (G64) Epilogue4(i[t][1], s[1], b[1], sx[t][g + 1], xsum[t][g + 1], acc[t], accb[t]);
+    }
+  };
+  int64_t g0 = 0;
+  for (; g0 + 4 <= G; g0 += 4) {
+    __m128 s[4], b[4];
+    LoadBf16Groups4(sr, g0, 4, s);
+    LoadBf16Groups4(br, g0, 4, b);
+    for (int k = 0; k < 4; k += static_cast<int>(kGB)) block(g0 + k, s + k, b + k);
+  }
+  for (; g0 < G; g0 += kGB) {
+    __m128 s[2], b[2];
+    LoadBf16Groups4(sr, g0, kGB, s);
+    LoadBf16Groups4(br, g0, kGB, b);
+    block(g0, s, b);
+  }
+  for (int t = 0; t < NT; ++t) _mm_storeu_ps(out + 4 * t, _mm_add_ps(acc[t], accb[t]));
+}
+
+// NT tokens (rows of acts: tokens[t], or t), bf16 scales and biases, rows [r0, r1):
+// Rows4PlanesFusedTokens over groups of four rows, as MatVecPlanesFused.
+template <int NT>
+void MatVecPlanesFusedTokens(const QMatrix& m, const ops::PreparedActs& acts, const int32_t* tokens,
+                             int64_t t0, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t G = acts.groups;
+  const int8_t* x[NT];
+  const float *sx[NT], *xsum[NT];
+  for (int t = 0; t < NT; ++t) {
+    const int64_t src = tokens ? tokens[t0 + t] : t0 + t;
+    x[t] = &acts.planes[src * m.cols * 2];
+    sx[t] = &acts.sx[src * G];
+    xsum[t] = &acts.xsum[src * G];
+  }
+  PrefetchScales(m, r0, 4 * kPanel);
+  for (int64_t r = r0; r < r1; r += 4) {
+    const uint8_t *wr[4], *sr[4], *br[4];
+    for (int64_t i = 0; i < 4; ++i) {
+      const auto row = static_cast<size_t>(std::min(r + i, r1 - 1));
+      wr[i] = m.data + row * m.row_bytes;
+      sr[i] = m.scales + row * m.scales_row_bytes;
+      br[i] = m.biases + row * m.biases_row_bytes;
+    }
+    if (((r - r0) & (kPanel - 1)) == 0 && r + 4 * kPanel < r1) PrefetchScales(m, r + 4 * kPanel, kPanel);
+    const uint8_t* pf = wr[0] + kPrefetchAhead;
+    float out[NT * 4];
+    if (m.spec.group_size == 64) Rows4PlanesFusedTokens<1, NT>(wr, sr, br, G, x, sx, xsum, pf, out);
+    else Rows4PlanesFusedTokens<0, NT>(wr, sr, br, G, x, sx, xsum, pf, out);
+    const size_t nr = static_cast<size_t>(std::min<int64_t>(4, r1 - r));
+    for (int t = 0; t < NT; ++t) std::memcpy(Y + (t0 + t) * ldy + r, out + 4 * t, sizeof(float) * nr);
+  }
+}
+
 // isum[g * kPanel + j] from the block partials: a block is one group (group 128, all 16
 // lanes) or two (group 64: lanes 0-7 and 8-15).
 inline void ReducePanelPlanes(const int32_t* vb, int64_t NB, int group, int32_t* isum) {
@@ -618,6 +734,20 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
   if (n == 1 && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
       m.biases_dtype == DType::kBF16) {
     MatVecPlanesFused(m, acts, tokens ? tokens[0] : 0, Y, r0, r1);
+    return;
+  }
+  // 2-7 tokens (a routed expert's rows in a decode batch): the same kernel with every weight
+  // block read once for all the tokens (bitwise each token's one-token result).
+  if (n > 1 && n < kGemmMinTokens && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
+      m.biases_dtype == DType::kBF16) {
+    switch (n) {
+      case 2: MatVecPlanesFusedTokens<2>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+      case 3: MatVecPlanesFusedTokens<3>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+      case 4: MatVecPlanesFusedTokens<4>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+      case 5: MatVecPlanesFusedTokens<5>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+      case 6: MatVecPlanesFusedTokens<6>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+      default: MatVecPlanesFusedTokens<7>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
+    }
     return;
   }
 #endif
