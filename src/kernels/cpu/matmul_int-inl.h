@@ -317,9 +317,10 @@ QCODER_VNNI HWY_INLINE void Block4(const uint8_t* w0, const uint8_t* w1, const u
     const __m512i w = _mm512_loadu_si512(wp);
     const __m512i lo = _mm512_and_si512(w, mask);
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+    // (high-plane sum << 8) as the accumulator of the low plane's: the same exact integer as
+    // adding the two sums, one instruction fewer.
     const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xhe), hi, xho);
-    const __m512i al = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xle), hi, xlo);
-    return _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(ah, 8), lo, xle), hi, xlo);
   };
   const __m512i v0 = row(w0), v1 = row(w1), v2 = row(w2), v3 = row(w3);
   const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
@@ -440,8 +441,7 @@ QCODER_VNNI HWY_INLINE void Block4Tokens(const uint8_t* w0, const uint8_t* w1, c
     __m512i v[4];
     for (int r = 0; r < 4; ++r) {
       const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xhe), hi[r], xho);
-      const __m512i al = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xle), hi[r], xlo);
-      v[r] = _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al);
+      v[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(ah, 8), lo[r], xle), hi[r], xlo);
     }
     const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
     const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
