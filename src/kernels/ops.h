@@ -86,10 +86,13 @@ uint64_t read_sweep(const uint8_t* p, size_t n);
 // at a time: k_rows[t] / v_rows[t] point at position t's row [n_kv_heads, head_dim] (rows of
 // different positions need not be contiguous). Query head h uses KV head h / (n_heads /
 // n_kv_heads). Each (kv head, query tile) reads its keys once for all the query heads of the
-// group. Keys are processed in blocks of kAttnBlock absolute positions with an online softmax
-// combined in block order, so a query's result is the same whatever n_q is (decode or
-// prefill) and whatever the threads.
+// group. Keys are processed in chunks of kAttnChunk absolute positions, each in blocks of
+// kAttnBlock, with an online softmax combined in block order inside a chunk and in chunk order
+// across chunks, so a query's result is the same whatever n_q is (decode or prefill) and
+// whatever the threads. Decode calls (few queries, more than one chunk) run the chunks as
+// separate items (flash-decoding) and need a combine pass.
 constexpr int64_t kAttnBlock = 64;
+constexpr int64_t kAttnChunk = 512;  // a multiple of kAttnBlock
 
 struct AttentionShape {
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;
@@ -99,12 +102,19 @@ struct AttentionShape {
   KvFormat kv{KvDtype::kF32};
 };
 
-// Work items for one call: the caller runs attention_item(i) for i in [0, attention_items())
-// in any order, on any threads. scratch: per-thread buffer (resized as needed).
-int64_t attention_items(const AttentionShape& s, int64_t n_q);
+// The work of one call: the caller runs attention_item(i) for i in [0, items) in any order, on
+// any threads, then (when combine_items > 0) attention_combine(i) for i in [0, combine_items),
+// likewise. partials: partial_floats floats of caller memory shared by the two phases (none
+// needed when 0). scratch: per-thread buffer (resized as needed).
+struct AttentionWork {
+  int64_t items = 0, combine_items = 0, partial_floats = 0;
+};
+AttentionWork attention_work(const AttentionShape& s, int64_t n_q, int64_t n_keys);
 void attention_item(const AttentionShape& s, const float* q, int64_t n_q, int64_t n_keys,
                     const uint8_t* const* k_rows, const uint8_t* const* v_rows, float* out,
-                    int64_t item, std::vector<float>& scratch);
+                    float* partials, int64_t item, std::vector<float>& scratch);
+void attention_combine(const AttentionShape& s, int64_t n_q, int64_t n_keys, const float* partials,
+                       float* out, int64_t item);
 // The SIMD row decoder the attention kernel uses: bitwise equal to ref::kv_decode.
 void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
                float* out);

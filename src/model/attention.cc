@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -89,7 +90,11 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
   const std::vector<Segment> segs = segments_of(rows);
   std::vector<std::vector<const uint8_t*>> k_rows(segs.size()), v_rows(segs.size());
   std::vector<ops::AttentionShape> shapes(segs.size(), shape);
-  std::vector<int64_t> first_item(segs.size() + 1, 0);
+  // Work items of all segments in one region (decode segments at long contexts are split
+  // into key chunks, flash-decoding style), then one region for the segments' combine passes.
+  std::vector<ops::AttentionWork> work(segs.size());
+  std::vector<int64_t> first_item(segs.size() + 1, 0), first_combine(segs.size() + 1, 0),
+      first_partial(segs.size() + 1, 0);
   for (size_t s = 0; s < segs.size(); ++s) {
     const int64_t n_keys = segs[s].pos0 + segs[s].len;
     k_rows[s].resize(static_cast<size_t>(n_keys));
@@ -99,17 +104,32 @@ void attention_block(const ModelConfig& c, const LayerWeights& w, int64_t layer,
       v_rows[s][t] = segs[s].cache->value_row(layer, t);
     }
     shapes[s].kv = segs[s].cache->format();  // rows are decoded inside the kernel
-    first_item[s + 1] = first_item[s] + ops::attention_items(shape, segs[s].len);
+    work[s] = ops::attention_work(shape, segs[s].len, n_keys);
+    first_item[s + 1] = first_item[s] + work[s].items;
+    first_combine[s + 1] = first_combine[s] + work[s].combine_items;
+    first_partial[s + 1] = first_partial[s] + work[s].partial_floats;
   }
   std::vector<float> attn(static_cast<size_t>(n * nh * hd));
+  // Chunk states of split segments (every slot is written before it is read: no zeroing).
+  const std::unique_ptr<float[]> partials(new float[static_cast<size_t>(first_partial.back())]);
   std::vector<std::vector<float>> scratch(static_cast<size_t>(pool.size()));
+  const auto segment_of = [](const std::vector<int64_t>& first, int64_t item) {
+    return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1);
+  };
   pool.parallel_items(first_item.back(), [&](int64_t item, int thread) {
-    const size_t s = static_cast<size_t>(std::upper_bound(first_item.begin(), first_item.end(), item) - first_item.begin() - 1);
+    const size_t s = segment_of(first_item, item);
     const Segment& sg = segs[s];
     ops::attention_item(shapes[s], &q[sg.row0 * nh * hd], sg.len, sg.pos0 + sg.len, k_rows[s].data(),
-                        v_rows[s].data(), &attn[sg.row0 * nh * hd], item - first_item[s],
-                        scratch[static_cast<size_t>(thread)]);
+                        v_rows[s].data(), &attn[sg.row0 * nh * hd], partials.get() + first_partial[s],
+                        item - first_item[s], scratch[static_cast<size_t>(thread)]);
   });
+  if (first_combine.back() > 0)
+    pool.parallel_items(first_combine.back(), [&](int64_t item, int) {
+      const size_t s = segment_of(first_combine, item);
+      const Segment& sg = segs[s];
+      ops::attention_combine(shapes[s], sg.len, sg.pos0 + sg.len, partials.get() + first_partial[s],
+                             &attn[sg.row0 * nh * hd], item - first_combine[s]);
+    });
   apply_linear(w.o_proj, attn.data(), n, out, pool);
 }
 

@@ -42,12 +42,17 @@ struct Kv {
   }
 };
 
-// Runs every item of one call, in reverse order (items are independent).
+// Runs every item of one call, in reverse order (items are independent), then the combine
+// items (split calls), also in reverse order.
 std::vector<float> run(const ops::AttentionShape& s, const float* q, int64_t n_q, int64_t n_keys, const Kv& kv) {
   std::vector<float> out(static_cast<size_t>(n_q * s.n_heads * s.head_dim), NAN);
   std::vector<float> scratch;
-  for (int64_t i = ops::attention_items(s, n_q) - 1; i >= 0; --i)
-    ops::attention_item(s, q, n_q, n_keys, kv.kp.data(), kv.vp.data(), out.data(), i, scratch);
+  const ops::AttentionWork w = ops::attention_work(s, n_q, n_keys);
+  std::vector<float> partials(static_cast<size_t>(w.partial_floats), NAN);
+  for (int64_t i = w.items - 1; i >= 0; --i)
+    ops::attention_item(s, q, n_q, n_keys, kv.kp.data(), kv.vp.data(), out.data(), partials.data(), i, scratch);
+  for (int64_t i = w.combine_items - 1; i >= 0; --i)
+    ops::attention_combine(s, n_q, n_keys, partials.data(), out.data(), i);
   return out;
 }
 
@@ -102,6 +107,47 @@ TEST(SimdAttention, Q8MatchesReferenceAndDecodeEqualsPrefill) {
 TEST(SimdAttention, Q4MatchesReferenceAndDecodeEqualsPrefill) {
   check_format(kv_format_from_bits(4, 64));
   check_format(kv_format_from_bits(4, 32));
+}
+
+// Contexts longer than one key chunk (ops::kAttnChunk): decode calls (few queries) run the
+// chunks as separate items plus a combine pass, prefill tiles fold the chunks themselves. A
+// query gets the same bits either way (and alone), and matches the reference.
+TEST(SimdAttention, ChunkedDecodeEqualsPrefill) {
+  for (const KvFormat& f : {kv_format_from_bits(32), kv_format_from_bits(16), kv_format_from_bits(4, 32)}) {
+    for_each_target([&] {
+      std::mt19937 rng(22);
+      struct Shape { int64_t nh, nkv, hd; };
+      for (const Shape& sh : {Shape{8, 4, 64}, Shape{6, 2, 32}}) {
+        ops::AttentionShape s{sh.nh, sh.nkv, sh.hd, static_cast<float>(1.0 / std::sqrt(double(sh.hd)))};
+        s.kv = f;
+        const int64_t row = sh.nkv * sh.hd;
+        for (int64_t n_keys : {ops::kAttnChunk + 1, 2 * ops::kAttnChunk + 76}) {
+          Kv kv(f, n_keys, row, rng);
+          for (int64_t n_q : {int64_t{1}, int64_t{2}, int64_t{8}, int64_t{9}, int64_t{80}}) {
+            test::Floats q(static_cast<size_t>(n_q * sh.nh * sh.hd), rng, 2.0f);
+            const std::vector<float> got = run(s, q.p, n_q, n_keys, kv);
+            std::vector<float> scratch(static_cast<size_t>(n_keys)), want(static_cast<size_t>(sh.hd));
+            for (int64_t i = 0; i < n_q; ++i) {
+              if (i % 7 != 0 && i != n_q - 1) continue;
+              const int64_t visible = n_keys - n_q + i + 1;
+              for (int64_t h = 0; h < sh.nh; ++h) {
+                ref::attend_one_head_kv(f, q.p + (i * sh.nh + h) * sh.hd, kv.kp.data(), kv.vp.data(), row,
+                                        h / (sh.nh / sh.nkv) * sh.hd, visible, sh.hd, s.scale, scratch.data(),
+                                        want.data());
+                for (int64_t d = 0; d < sh.hd; ++d)
+                  ASSERT_NEAR(got[(i * sh.nh + h) * sh.hd + d], want[d], 2e-5)
+                      << kv_format_name(f) << " keys " << n_keys << " q " << n_q << " i " << i << " h " << h;
+              }
+              const std::vector<float> alone = run(s, q.p + i * sh.nh * sh.hd, 1, visible, kv);
+              for (int64_t j = 0; j < sh.nh * sh.hd; ++j)
+                ASSERT_EQ(alone[j], got[i * sh.nh * sh.hd + j])
+                    << kv_format_name(f) << " keys " << n_keys << " q " << n_q << " decode vs prefill, query " << i;
+            }
+          }
+        }
+      }
+    });
+  }
 }
 
 // The float32 format reads rows in place: the same bits as the reference's attend_one_head on

@@ -10,9 +10,10 @@
 namespace qcoder {
 namespace {
 
-std::vector<float> run(const Model& m, const std::vector<std::vector<int32_t>>& chunks, int threads) {
+std::vector<float> run(const Model& m, const std::vector<std::vector<int32_t>>& chunks, int threads,
+                       int64_t capacity = 512) {
   ThreadPool pool(threads);
-  KvCache cache = m.new_cache(512);
+  KvCache cache = m.new_cache(capacity);
   std::vector<float> all;
   for (const auto& c : chunks) {
     SequenceInput in{c, &cache, LogitsMode::kAll};
@@ -42,6 +43,21 @@ TEST_F(ForwardTest, ChunkingAndThreadsDoNotChangeResults) {
   std::vector<std::vector<int32_t>> singles;
   for (int32_t t : ids) singles.push_back({t});
   EXPECT_EQ(run(*model_, singles, 2), whole);
+}
+
+// Past one attention key chunk (ops::kAttnChunk = 512 positions) decode steps run the chunks as
+// separate work items (flash-decoding) and prefill folds them inside each query tile: the rows
+// must still not depend on the chunking of the prompt or on the threads.
+TEST_F(ForwardTest, LongContextDecodeMatchesPrefill) {
+  const auto ids = prompt(1100, static_cast<int>(model_->config().vocab_size), 9);
+  const auto whole = run(*model_, {ids}, 2, 1200);
+  const std::vector<std::vector<int32_t>> chunks = {{ids.begin(), ids.begin() + 1000},
+                                                    {ids.begin() + 1000, ids.begin() + 1093},
+                                                    {ids.begin() + 1093, ids.begin() + 1098},
+                                                    {ids.begin() + 1098, ids.begin() + 1099},
+                                                    {ids.begin() + 1099, ids.end()}};
+  EXPECT_EQ(run(*model_, chunks, 1, 1200), whole);
+  EXPECT_EQ(run(*model_, chunks, 3, 1200), whole);
 }
 
 TEST_F(ForwardTest, BatchCompositionDoesNotChangeRows) {

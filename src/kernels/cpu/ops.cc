@@ -31,8 +31,9 @@ HWY_EXPORT(SoftmaxImpl);
 HWY_EXPORT(SwigluImpl);
 HWY_EXPORT(AxpyImpl);
 HWY_EXPORT(ReadSweepImpl);
-HWY_EXPORT(AttentionItemsImpl);
+HWY_EXPORT(AttentionWorkImpl);
 HWY_EXPORT(AttentionItemImpl);
+HWY_EXPORT(AttentionCombineImpl);
 HWY_EXPORT(KvDecodeImpl);
 
 namespace ops {
@@ -77,14 +78,19 @@ void axpy(float a, const float* x, int64_t n, float* y) { HWY_DYNAMIC_DISPATCH(A
 
 uint64_t read_sweep(const uint8_t* p, size_t n) { return HWY_DYNAMIC_DISPATCH(ReadSweepImpl)(p, n); }
 
-int64_t attention_items(const AttentionShape& s, int64_t n_q) {
-  return HWY_DYNAMIC_DISPATCH(AttentionItemsImpl)(s, n_q);
+AttentionWork attention_work(const AttentionShape& s, int64_t n_q, int64_t n_keys) {
+  return HWY_DYNAMIC_DISPATCH(AttentionWorkImpl)(s, n_q, n_keys);
 }
 
 void attention_item(const AttentionShape& s, const float* q, int64_t n_q, int64_t n_keys,
                     const uint8_t* const* k_rows, const uint8_t* const* v_rows, float* out,
-                    int64_t item, std::vector<float>& scratch) {
-  HWY_DYNAMIC_DISPATCH(AttentionItemImpl)(s, q, n_q, n_keys, k_rows, v_rows, out, item, scratch);
+                    float* partials, int64_t item, std::vector<float>& scratch) {
+  HWY_DYNAMIC_DISPATCH(AttentionItemImpl)(s, q, n_q, n_keys, k_rows, v_rows, out, partials, item, scratch);
+}
+
+void attention_combine(const AttentionShape& s, int64_t n_q, int64_t n_keys, const float* partials,
+                       float* out, int64_t item) {
+  HWY_DYNAMIC_DISPATCH(AttentionCombineImpl)(s, n_q, n_keys, partials, out, item);
 }
 
 void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
