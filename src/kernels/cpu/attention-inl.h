@@ -202,20 +202,30 @@ inline void AttentionChunk(const ops::AttentionShape& s, const float* q, int64_t
     return std::min(start + B, first_pos + i0 + pr / grp + 1) - start;
   };
   const int64_t end = std::min(k1, last_pos + 1);
-  // The head's slice of a stored row (its codes; a quantized row's scales are a few bytes
-  // elsewhere): rows are reached through pointers, one slice of each, so the hardware
-  // prefetchers do not see a stream; the next block's slices are prefetched while this block
-  // is computed.
-  const int64_t slice_begin = h0 * hd * s.kv.bits() / 8, slice_bytes = (h1 - h0) * hd * s.kv.bits() / 8;
-  const auto prefetch_row = [&](int64_t t) {
+  // A head's slice of a stored row (its codes; a quantized row's scales are a few bytes
+  // elsewhere). Rows are reached through pointers; the next block's slices are prefetched
+  // while this block is computed (at 32K context: equal or up to ~10% faster, paired runs).
+  const int64_t slice_bytes = hd * s.kv.bits() / 8;
+  const auto prefetch_slice = [&](int64_t t, int64_t kvh) {
+    const int64_t begin = kvh * slice_bytes;
     for (int64_t off = 0; off < slice_bytes; off += 64) {
-      hwy::Prefetch(k_rows[t] + slice_begin + off);
-      hwy::Prefetch(v_rows[t] + slice_begin + off);
+      hwy::Prefetch(k_rows[t] + begin + off);
+      hwy::Prefetch(v_rows[t] + begin + off);
     }
   };
   const int64_t pf_end = last_pos + 1;  // also into the next chunk
-  for (int64_t t = k0; t < std::min(k0 + B, pf_end); ++t) prefetch_row(t);
+  for (int64_t t = k0; t < std::min(k0 + B, pf_end); ++t)
+    for (int64_t kvh = h0; kvh < h1; ++kvh) prefetch_slice(t, kvh);
   for (int64_t b0 = k0; b0 < end; b0 += B) {
+   const int64_t b1 = std::min(b0 + B, end);  // keys [b0, b1) are read
+   // Every head's slice of each row, one row after the other (a contiguous read of the rows'
+   // [h0, h1) heads), into the heads' block buffers.
+   for (int64_t t = b0; t < b1; ++t)
+     for (int64_t kvh = h0; kvh < h1; ++kvh) {
+       float* kb = work_all + (kvh - h0) * AttnWorkFloats(pairs, hd) + pairs * (B + hd + 2);
+       KvDecodeImpl(s.kv, k_rows[t], row_elems, kvh * hd, hd, kb + (t - b0) * hd);
+       KvDecodeImpl(s.kv, v_rows[t], row_elems, kvh * hd, hd, kb + B * hd + (t - b0) * hd);
+     }
    for (int64_t kvh = h0; kvh < h1; ++kvh) {
     const int64_t j = kvh - h0;
     float* m = m_all + j * pairs;
@@ -227,15 +237,10 @@ inline void AttentionChunk(const ops::AttentionShape& s, const float* q, int64_t
     float* lb = mb + pairs;
     float* kbuf = lb + pairs;
     float* vbuf = kbuf + B * hd;
-    const int64_t b1 = std::min(b0 + B, end);  // keys [b0, b1) are read
-    for (int64_t t = b0; t < b1; ++t) {
-      KvDecodeImpl(s.kv, k_rows[t], row_elems, kvh * hd, hd, kbuf + (t - b0) * hd);
-      KvDecodeImpl(s.kv, v_rows[t], row_elems, kvh * hd, hd, vbuf + (t - b0) * hd);
-    }
     // Scores: each key row is read once for every (query, head) of the tile. The next
-    // block's rows are prefetched one per key, spread over the block's work.
+    // block's rows are prefetched one head's slice per key, spread over the block's work.
     for (int64_t t = b0; t < b1; ++t) {
-      if (kvh == h0 && t + B < pf_end) prefetch_row(t + B);
+      if (t + B < pf_end) prefetch_slice(t + B, kvh);
       const float* kt = kbuf + (t - b0) * hd;
       for (int64_t i = 0; i < nq; ++i) {
         if (t > first_pos + i0 + i) continue;  // causal: after this query
