@@ -90,7 +90,7 @@ int run_generate(int argc, char** argv) {
 
   const int64_t ctx = static_cast<int64_t>(prompt_ids.size()) + n_new;
   // Under mpirun: this rank's shard; ranks other than 0 mirror rank 0's steps and print nothing.
-  auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads, model_options.rope());
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx, threads, model_options.rope(), kv_format);
   // Every rank refuses alike, before the followers start mirroring the leader.
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);

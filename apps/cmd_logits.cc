@@ -35,7 +35,7 @@ int run_logits(int argc, char** argv) {
   const auto n = static_cast<int64_t>(ids.size());
   SequenceOutput out;
   // Under mpirun: every rank computes its share; the logits arrive on rank 0, which writes them.
-  if (auto session = ParallelSession::start(parallel, flags, model_dir, n, threads, model_options.rope())) {
+  if (auto session = ParallelSession::start(parallel, flags, model_dir, n, threads, model_options.rope(), kv_format)) {
     if (!session->leader()) return session->follow();
     const int64_t slot = session->runner().open(n, kv_format);
     const ParallelRunner::Step step{slot, ids, mode};

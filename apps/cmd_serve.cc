@@ -115,7 +115,8 @@ int run_serve(int argc, char** argv) {
   // Under mpirun: every rank loads its shard here (collective, on the main thread, which
   // owns MPI). Ranks other than 0 then mirror rank 0's forward steps until it stops; the
   // signals mpirun forwards to them stay blocked, so a SIGTERM drains through rank 0.
-  auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads, model_options.rope());
+  auto session = ParallelSession::start(parallel, flags, model_dir, ctx_size, threads, model_options.rope(),
+                                        eo.kv_format, eo.kv_budget_bytes);
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
 

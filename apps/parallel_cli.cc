@@ -59,7 +59,8 @@ void ParallelFlags::add_to(FlagSet& flags) {
 std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelFlags& flags,
                                                         const FlagSet& parsed,
                                                         const std::string& model_dir, int64_t ctx,
-                                                        int64_t threads, const RopeOptions& rope) {
+                                                        int64_t threads, const RopeOptions& rope,
+                                                        const KvFormat& kv, uint64_t kv_budget_bytes) {
   const ParallelMode mode = parse_parallel_mode(flags.mode);
   const std::vector<int64_t> counts = parse_counts(flags.pipeline_layers);
   if (flags.comm_timeout_s < 0) throw Error("--comm-timeout must be >= 0");
@@ -92,7 +93,11 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelFlags& fla
     req.mode = mode;
     req.stages = static_cast<int>(flags.stages);
     req.layers_per_stage = counts;
+    req.kv_bits = kv.bits();
     req.ctx = ctx;
+    // A server's KV pool may fill its whole budget: plan as if one sequence held that much.
+    if (const uint64_t per_token = kv_bytes_per_token(config, req.kv_bits); kv_budget_bytes > 0 && per_token > 0)
+      req.ctx = std::max<int64_t>(req.ctx, static_cast<int64_t>(kv_budget_bytes / per_token));
     const ShardPlan plan = make_shard_plan(config, model_bytes_from_config(config), cluster, req);
     if (world.rank() == 0) QCODER_INFO(describe_plan(plan, config));
     if (threads <= 0) {

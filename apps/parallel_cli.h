@@ -29,10 +29,12 @@ class ParallelSession {
   // Null when this process runs alone (not started by an MPI launcher, or a job of one rank).
   // Otherwise collective: every rank makes the same plan (rank 0 logs it), loads its shard and
   // gets threads per rank (-t; 0 = the node's cores divided among its ranks). ctx: the tokens
-  // a sequence will hold (auto's memory check). A failure on any rank ends the job.
+  // a sequence will hold; kv: the KV cache's format and, for a server, its per-rank budget
+  // (auto's memory check counts the larger of the two). A failure on any rank ends the job.
   static std::unique_ptr<ParallelSession> start(const ParallelFlags& flags, const FlagSet& parsed,
                                                 const std::string& model_dir, int64_t ctx,
-                                                int64_t threads, const RopeOptions& rope = {});
+                                                int64_t threads, const RopeOptions& rope = {},
+                                                const KvFormat& kv = {}, uint64_t kv_budget_bytes = 0);
   ~ParallelSession();  // rank 0 releases the followers; timing is logged (QCODER_LOG=debug)
 
   bool leader() const { return world_->rank() == 0; }

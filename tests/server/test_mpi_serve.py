@@ -123,3 +123,16 @@ def test_sigusr2_to_mpirun_drains_the_request_in_flight():
         assert s.proc.returncode == 0, log
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("budget,plan", [("8M", "expert"), ("400M", "pipeline")])
+def test_auto_plans_for_the_kv_budget(budget, plan):
+    """--parallel auto counts the per-rank KV budget: a budget that one rank's memory cannot
+    hold next to the whole model makes it pipeline the layers."""
+    s = Server("--parallel", "auto", "--mem-per-rank", "0.2", "--kv-budget", budget, model=mpi_model(),
+               launcher=launcher(2), threads=1)
+    try:
+        log = s.log()
+    finally:
+        s.stop()
+    assert f"{plan} plan over 2 ranks" in log, log
