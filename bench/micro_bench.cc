@@ -7,6 +7,8 @@
 // 3. 4-bit g64 matrix-matrix products: an expert (768 x 2048, 32 tokens) and a projection
 //    (2048 x 2048, 512 tokens), in GMAC/s.
 // 4. Decode attention at 32K context (bf16 KV), streaming and cache-resident.
+// 5. KV row encoding (KvCache::store): the scalar reference against the SIMD encoder, per
+//    format, one thread. `qcoder_micro_bench [threads] kv-encode` runs only this part.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include "kernels/ops.h"
 #include "kernels/kv_format.h"
 #include "kernels/qmatrix.h"
+#include "kernels/reference/kv_ref.h"
 
 namespace {
 
@@ -70,13 +73,50 @@ void matmul(qcoder::ThreadPool& pool, const qcoder::QMatrix& m, const qcoder::op
   });
 }
 
+// 5. Encoding 2048 rows of 4 KV heads x 128 (Qwen3-30B-A3B; 4 MiB of float32 in, so it
+// sits in L2/L3 like the few rows a decode step stores), in GB/s of float32 input, scalar and
+// SIMD alternating within each of 9 repetitions (both see the same machine load).
+void kv_encode_bench(std::mt19937& rng) {
+  const int64_t rows = 2048, n = 4 * 128;
+  std::vector<float> x(static_cast<size_t>(rows * n));
+  for (auto& v : x) v = std::normal_distribution<float>()(rng);
+  for (const int bits : {16, 8, 4}) {
+    const qcoder::KvFormat f = qcoder::kv_format_from_bits(bits, 64);
+    const size_t rb = static_cast<size_t>(qcoder::kv_row_bytes(f, n));
+    std::vector<uint8_t> out(rb * static_cast<size_t>(rows));
+    std::vector<double> ref_gbs, simd_gbs;
+    const double bytes = 4.0 * static_cast<double>(rows * n);
+    for (int rep = 0; rep < 9; ++rep)
+      for (const bool simd : {false, true}) {
+        const auto t = Clock::now();
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* src = x.data() + r * n;
+          uint8_t* dst = out.data() + static_cast<size_t>(r) * rb;
+          if (simd)
+            qcoder::ops::kv_encode_row(f, src, n, dst);
+          else
+            qcoder::ref::kv_encode_row(f, src, n, dst);
+        }
+        (simd ? simd_gbs : ref_gbs).push_back(bytes / since(t) / 1e9);
+      }
+    std::printf("kv encode %s: scalar %.2f GB/s, SIMD %.2f GB/s of float32 in: %.1fx (median of 9)\n",
+                qcoder::kv_format_name(f).c_str(), median(ref_gbs), median(simd_gbs),
+                median(simd_gbs) / median(ref_gbs));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 0;
+  std::mt19937 rng(1);
+  if (argc > 2 && std::strcmp(argv[2], "kv-encode") == 0) {
+    std::printf("kernels %s, 1 thread\n", qcoder::ops::active_target().c_str());
+    kv_encode_bench(rng);
+    return 0;
+  }
   qcoder::ThreadPool pool(threads);
   std::printf("kernels %s, %d threads\n", qcoder::ops::active_target().c_str(), pool.size());
-  std::mt19937 rng(1);
 
   // 1. Empty regions.
   {
@@ -216,5 +256,8 @@ int main(int argc, char** argv) {
                   2.0 * static_cast<double>(row_bytes * n_keys) / median(gbs) / 1e6, median(cgbs));
     }
   }
+
+  // 5. KV row encoding.
+  kv_encode_bench(rng);
   return 0;
 }

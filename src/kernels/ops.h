@@ -118,5 +118,8 @@ void attention_combine(const AttentionShape& s, int64_t n_q, int64_t n_keys, con
 // The SIMD row decoder the attention kernel uses: bitwise equal to ref::kv_decode.
 void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
                float* out);
+// The SIMD row encoder KvCache::store uses: n float32 -> one stored row (kv_row_bytes(f, n)
+// bytes), bitwise equal to ref::kv_encode_row for every input (kernels/cpu/kv_encode-inl.h).
+void kv_encode_row(const KvFormat& f, const float* x, int64_t n, uint8_t* row);
 
 }  // namespace qcoder::ops

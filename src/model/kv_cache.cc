@@ -6,7 +6,6 @@
 #include <string>
 
 #include "kernels/ops.h"
-#include "kernels/reference/kv_ref.h"
 
 namespace qcoder {
 
@@ -207,8 +206,8 @@ uint64_t KvCache::bytes() const {
 }
 
 void KvCache::store(int64_t layer, int64_t pos, const float* keys, const float* values) {
-  ref::kv_encode_row(format_, keys, row_elems_, key_row(layer, pos));
-  ref::kv_encode_row(format_, values, row_elems_, value_row(layer, pos));
+  ops::kv_encode_row(format_, keys, row_elems_, key_row(layer, pos));
+  ops::kv_encode_row(format_, values, row_elems_, value_row(layer, pos));
 }
 
 void KvCache::load_key(int64_t layer, int64_t pos, float* out) {

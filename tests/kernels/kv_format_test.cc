@@ -1,11 +1,13 @@
 // KV cache formats (kernels/kv_format.h): the scalar reference against MLX itself
 // (tests/fixtures/quant/kv_quant_vectors.safetensors, written by
 // tests/reference/make_kv_quant_vectors.py with mx.quantize, the quantization of mlx-lm's
-// QuantizedKVCache) and the SIMD row decoder against the reference, bit for bit.
+// QuantizedKVCache) and the SIMD row decoder and encoder against the reference, bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -159,6 +161,97 @@ TEST(SimdKvDecode, EqualsReferenceBitwise) {
                   << kv_format_name(f) << " n " << n << " begin " << begin << " count " << count;
             }
         }
+  });
+}
+
+// One group of awkward values for the encoder test, picked by `kind`.
+void fill_awkward_group(int kind, float* x, int64_t g, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_int_distribution<int64_t> at(0, g - 1);
+  const float c = nd(rng) * 3.0f;
+  for (int64_t i = 0; i < g; ++i) {
+    const float r = nd(rng);
+    switch (kind) {
+      case 0: x[i] = 1.5f * r; break;                                  // plain random
+      case 1: x[i] = c; break;                                         // all equal
+      case 2: x[i] = 0.0f; break;                                      // zeros
+      case 3: x[i] = -0.0f; break;                                     // negative zeros
+      case 4: x[i] = (i & 1) ? -0.0f : 0.0f; break;                    // both zeros
+      case 5: x[i] = r * 1e37f; break;                                 // huge: range overflows
+      case 6: x[i] = 3e38f; break;                                     // huge, all equal
+      case 7: x[i] = r * 1e-39f; break;                                // subnormal
+      case 8: x[i] = r * 1e-30f; break;                                // tiny, under the 1e-7 floor
+      case 9: x[i] = 1000.0f + 1e-4f * r; break;                       // narrow range far from 0
+      case 10: x[i] = std::fabs(r); break;                             // one-signed
+      case 11: x[i] = -std::fabs(r); break;
+      case 12: x[i] = 0.5f * static_cast<float>(static_cast<int>(r * 8.0f)); break;  // ties
+      case 13: x[i] = r; break;                                        // + one NaN below
+      case 14: x[i] = r; break;                                        // + infinities below
+      default: x[i] = r * 0.01f; break;                                // + one outlier below
+    }
+  }
+  if (kind == 13) x[at(rng)] = std::numeric_limits<float>::quiet_NaN();
+  if (kind == 14) {
+    x[at(rng)] = std::numeric_limits<float>::infinity();
+    x[at(rng)] = -std::numeric_limits<float>::infinity();
+  }
+  if (kind == 15) x[at(rng)] = 50.0f;
+}
+
+// The SIMD encoder (KvCache::store's) writes exactly the reference's bytes, on every target,
+// for every format, group size and awkward group (including non-finite ones, where the
+// reference's behaviour is what it happens to be: the encoder must still match it).
+TEST(SimdKvEncode, EqualsReferenceBitwise) {
+  test::for_each_target([&] {
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> kind_of(0, 15);
+    for (int bits : {32, 16, 8, 4})
+      for (int group : {32, 64, 128})
+        for (int64_t n : {int64_t{32}, int64_t{128}, int64_t{192}, int64_t{512}, int64_t{1024},
+                          int64_t{37}, int64_t{5}}) {
+          if (bits >= 16 && group != 64) continue;
+          if (bits < 16 && n % group != 0) continue;
+          const KvFormat f = kv_format_from_bits(bits, group);
+          const size_t nbytes = static_cast<size_t>(kv_row_bytes(f, n));
+          for (int rep = 0; rep < 12; ++rep) {
+            std::vector<float> xbuf(static_cast<size_t>(n) + 1);
+            float* x = xbuf.data() + 1;  // unaligned input
+            const int64_t g = f.quantized() ? group : n;
+            for (int64_t g0 = 0; g0 < n; g0 += g)  // every kind once per row, then random
+              fill_awkward_group(rep == 0 ? static_cast<int>((g0 / g) % 16) : kind_of(rng), x + g0,
+                                 std::min(g, n - g0), rng);
+            std::vector<uint8_t> want(nbytes + 2, 0xaa), got(nbytes + 2, 0x55);
+            ref::kv_encode_row(f, x, n, want.data() + 1);
+            ops::kv_encode_row(f, x, n, got.data() + 1);  // unaligned output
+            ASSERT_EQ(0, std::memcmp(want.data() + 1, got.data() + 1, nbytes))
+                << kv_format_name(f) << " n " << n << " rep " << rep;
+            EXPECT_EQ(got[0], 0x55);  // nothing written outside the row
+            EXPECT_EQ(got[nbytes + 1], 0x55);
+          }
+        }
+  });
+}
+
+// Every awkward kind in every position of a q4/q8 row of several heads.
+TEST(SimdKvEncode, EveryKindInEveryGroup) {
+  test::for_each_target([&] {
+    std::mt19937 rng(12);
+    for (int bits : {8, 4})
+      for (int group : {32, 64, 128}) {
+        const KvFormat f = kv_format_from_bits(bits, group);
+        const int64_t n = 4 * 128;
+        const size_t nbytes = static_cast<size_t>(kv_row_bytes(f, n));
+        for (int kind = 0; kind < 16; ++kind) {
+          std::vector<float> x(static_cast<size_t>(n));
+          for (int64_t g0 = 0; g0 < n; g0 += group)
+            fill_awkward_group(g0 == 0 ? kind : (kind + g0 / group) % 16, x.data() + g0, group, rng);
+          std::vector<uint8_t> want(nbytes), got(nbytes, 0x55);
+          ref::kv_encode_row(f, x.data(), n, want.data());
+          ops::kv_encode_row(f, x.data(), n, got.data());
+          ASSERT_EQ(0, std::memcmp(want.data(), got.data(), nbytes))
+              << kv_format_name(f) << " kind " << kind;
+        }
+      }
   });
 }
 

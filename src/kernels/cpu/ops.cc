@@ -7,6 +7,7 @@
 
 #include "hwy/highway.h"
 #include "kernels/cpu/attention-inl.h"
+#include "kernels/cpu/kv_encode-inl.h"
 #include "kernels/cpu/matmul_int-inl.h"
 #include "kernels/cpu/ops-inl.h"
 
@@ -35,6 +36,7 @@ HWY_EXPORT(AttentionWorkImpl);
 HWY_EXPORT(AttentionItemImpl);
 HWY_EXPORT(AttentionCombineImpl);
 HWY_EXPORT(KvDecodeImpl);
+HWY_EXPORT(KvEncodeRowImpl);
 
 namespace ops {
 
@@ -96,6 +98,10 @@ void attention_combine(const AttentionShape& s, int64_t n_q, int64_t n_keys, con
 void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
                float* out) {
   HWY_DYNAMIC_DISPATCH(KvDecodeImpl)(f, row, n, begin, count, out);
+}
+
+void kv_encode_row(const KvFormat& f, const float* x, int64_t n, uint8_t* row) {
+  HWY_DYNAMIC_DISPATCH(KvEncodeRowImpl)(f, x, n, row);
 }
 
 }  // namespace ops
