@@ -95,7 +95,7 @@ class KvCache {
            (((layer * 2 + 1) << shift_) + (pos & mask_)) * row_bytes_;
   }
   // Encodes row_elems() floats of keys and of values into position pos of layer (a reserved
-  // position; ref::kv_encode_row).
+  // position; ops::kv_encode_row, bitwise ref::kv_encode_row).
   void store(int64_t layer, int64_t pos, const float* keys, const float* values);
   // Decodes a stored row back to row_elems() floats.
   void load_key(int64_t layer, int64_t pos, float* out);
