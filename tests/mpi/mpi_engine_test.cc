@@ -11,11 +11,13 @@
 #include "model/parallel_model.h"
 #include "model/parallel_runner.h"
 #include "model/shard_plan.h"
+#include "mpi/mpi_plans.h"
 #include "mpi/mpi_world.h"
 
 namespace qcoder::engine {
 namespace {
 
+using testing::plan_for;
 using testing::world;
 
 std::vector<int32_t> collect(RequestState& st, int64_t* cached = nullptr) {
@@ -95,14 +97,6 @@ Outcome run_workload(Make make, uint64_t block_bytes, int64_t vocab, bool sample
   return r;
 }
 
-ShardPlan plan_for(const ModelConfig& c, ParallelMode mode) {
-  Cluster cluster;
-  cluster.node_of_rank.assign(static_cast<size_t>(world().size()), 0);
-  cluster.mem_per_rank.assign(static_cast<size_t>(world().size()), 0);
-  PlanRequest req;
-  req.mode = mode;
-  return make_shard_plan(c, model_bytes_from_config(c), cluster, req);
-}
 
 // Loads dir over the ranks with plan; rank 0 runs lead(model, runner) and then releases the
 // other ranks, which follow its steps until then.

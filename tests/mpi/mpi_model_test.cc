@@ -14,11 +14,13 @@
 #include "model/parallel_model.h"
 #include "model/parallel_runner.h"
 #include "model/shard_plan.h"
+#include "mpi/mpi_plans.h"
 #include "mpi/mpi_world.h"
 
 namespace qcoder {
 namespace {
 
+using testing::plan_for;
 using testing::world;
 
 // Max |sharded - unsharded| over a logits row, in units of that row's standard deviation
@@ -103,14 +105,6 @@ void flush_report() {
       << report().str();
 }
 
-ShardPlan plan_for(const ModelConfig& c, ParallelMode mode) {
-  Cluster cluster;
-  cluster.node_of_rank.assign(static_cast<size_t>(world().size()), 0);
-  cluster.mem_per_rank.assign(static_cast<size_t>(world().size()), 0);
-  PlanRequest req;
-  req.mode = mode;
-  return make_shard_plan(c, model_bytes_from_config(c), cluster, req);
-}
 
 struct Case {
   std::string fixture;

@@ -111,17 +111,8 @@ inline void KvEncodeRowImpl(const KvFormat& f, const float* x, int64_t n, uint8_
         }
         const float wmin = hn::GetLane(hn::MinOfLanes(df, vmin));
         const float wmax = hn::GetLane(hn::MaxOfLanes(df, vmax));
-        // The reference's scale/bias arithmetic, statement for statement.
-        float s = std::max((wmax - wmin) / levels, 1e-7f);
-        const bool side = std::fabs(wmin) > std::fabs(wmax);
-        s = side ? s : -s;
-        const float edge = side ? wmin : wmax;
-        const float q0 = std::rint(edge / s);
-        float bias = 0.0f;
-        if (q0 != 0.0f) {
-          s = edge / q0;
-          bias = edge;
-        }
+        // The reference's own scale/bias arithmetic (scalar, once per group).
+        const auto [s, bias] = ref::kv_group_affine(wmin, wmax, levels);
         if (!std::isfinite(s) || s == 0.0f || !std::isfinite(bias)) {
           KvEncodeGroupRef(f, xg, gi, row, scales, biases);
           continue;

@@ -11,16 +11,7 @@
 
 namespace qcoder::ref {
 
-namespace {
-
-void quantize_group(const float* x, int64_t g, int bits, uint8_t* packed_row, int64_t first,
-                    uint16_t* scale_out, uint16_t* bias_out) {
-  const float levels = static_cast<float>((1 << bits) - 1);
-  float wmin = x[0], wmax = x[0];
-  for (int64_t i = 1; i < g; ++i) {
-    wmin = std::min(wmin, x[i]);
-    wmax = std::max(wmax, x[i]);
-  }
+KvGroupAffine kv_group_affine(float wmin, float wmax, float levels) {
   float s = std::max((wmax - wmin) / levels, 1e-7f);
   const bool side = std::fabs(wmin) > std::fabs(wmax);
   s = side ? s : -s;
@@ -31,6 +22,20 @@ void quantize_group(const float* x, int64_t g, int bits, uint8_t* packed_row, in
     s = edge / q0;
     bias = edge;
   }
+  return {s, bias};
+}
+
+namespace {
+
+void quantize_group(const float* x, int64_t g, int bits, uint8_t* packed_row, int64_t first,
+                    uint16_t* scale_out, uint16_t* bias_out) {
+  const float levels = static_cast<float>((1 << bits) - 1);
+  float wmin = x[0], wmax = x[0];
+  for (int64_t i = 1; i < g; ++i) {
+    wmin = std::min(wmin, x[i]);
+    wmax = std::max(wmax, x[i]);
+  }
+  const auto [s, bias] = kv_group_affine(wmin, wmax, levels);
   for (int64_t i = 0; i < g; ++i) {
     const float q = std::clamp(std::rint((x[i] - bias) / s), 0.0f, levels);
     const uint32_t v = static_cast<uint32_t>(q);

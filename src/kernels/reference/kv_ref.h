@@ -19,6 +19,13 @@ namespace qcoder::ref {
 // rint rounds half to even (the default rounding mode).
 void kv_encode_row(const KvFormat& f, const float* x, int64_t n, uint8_t* row);
 
+// One quantization group's scale and bias from its min and max over `levels` (2^bits - 1), in
+// float32 exactly as mx.quantize computes them (shared by the SIMD encoder, which must match).
+struct KvGroupAffine {
+  float scale = 0, bias = 0;
+};
+KvGroupAffine kv_group_affine(float wmin, float wmax, float levels);
+
 // Elements [begin, begin + count) of a row of n elements, as float32. Quantized: begin and
 // count multiples of the group; value = bf16(scale) * q + bf16(bias), no fma.
 void kv_decode(const KvFormat& f, const uint8_t* row, int64_t n, int64_t begin, int64_t count,
