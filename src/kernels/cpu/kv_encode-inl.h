@@ -112,7 +112,9 @@ inline void KvEncodeRowImpl(const KvFormat& f, const float* x, int64_t n, uint8_
         const float wmin = hn::GetLane(hn::MinOfLanes(df, vmin));
         const float wmax = hn::GetLane(hn::MaxOfLanes(df, vmax));
         // The reference's own scale/bias arithmetic (scalar, once per group).
-        const auto [s, bias] = ref::kv_group_affine(wmin, wmax, levels);
+        // (Plain variables: clang 14 cannot capture structured bindings in the lambda below.)
+        const ref::KvGroupAffine affine = ref::kv_group_affine(wmin, wmax, levels);
+        const float s = affine.scale, bias = affine.bias;
         if (!std::isfinite(s) || s == 0.0f || !std::isfinite(bias)) {
           KvEncodeGroupRef(f, xg, gi, row, scales, biases);
           continue;

@@ -35,7 +35,8 @@ void quantize_group(const float* x, int64_t g, int bits, uint8_t* packed_row, in
     wmin = std::min(wmin, x[i]);
     wmax = std::max(wmax, x[i]);
   }
-  const auto [s, bias] = kv_group_affine(wmin, wmax, levels);
+  const KvGroupAffine affine = kv_group_affine(wmin, wmax, levels);
+  const float s = affine.scale, bias = affine.bias;
   for (int64_t i = 0; i < g; ++i) {
     const float q = std::clamp(std::rint((x[i] - bias) / s), 0.0f, levels);
     const uint32_t v = static_cast<uint32_t>(q);
