@@ -253,6 +253,7 @@ int run_bench(int argc, char** argv) {
   ThreadPool pool(static_cast<int>(threads));
   const auto t_load = Clock::now();
   auto model = Model::load(model_dir, model_options.rope());
+  model->set_fast_numerics(model_options.fast());
   prefault(*model, pool);
   const double load_s = seconds_since(t_load);
   const ModelConfig& c = model->config();
@@ -315,7 +316,7 @@ int run_bench(int argc, char** argv) {
   j["prefill_gflops"] = pp_med / static_cast<double>(kPrompt) * pp_flops / 1e9;
   j["peak_rss_bytes"] = peak_rss;
   j["load_s"] = load_s;
-  j["mode"] = "default";
+  j["mode"] = model_options.mode_name();
   j["kv_bits"] = kv_bits;
   if (!depths.empty()) {
     nlohmann::ordered_json arr = nlohmann::ordered_json::array();
@@ -341,7 +342,7 @@ int run_bench(int argc, char** argv) {
   }
   std::cout << std::fixed << std::setprecision(2);
   std::cout << "model " << model_dir << " | " << pool.size() << " threads | kernels " << ops::active_target()
-            << " | mode default\n";
+            << " | mode " << model_options.mode_name() << "\n";
   std::cout << "pp512              " << pp_med << " tok/s  (" << j["prefill_gflops"].get<double>() << " GFLOP/s)\n";
   std::cout << "tg128              " << median(tg) << " tok/s  (" << 100.0 * median(roof) << "% of "
             << median(bw) << " GB/s read bandwidth; " << bytes_per_token(*model, 64.5, kv) / 1e6

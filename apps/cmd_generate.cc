@@ -94,12 +94,14 @@ int run_generate(int argc, char** argv) {
   // Every rank refuses alike, before the followers start mirroring the leader.
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
+  if (session) session->model().part().set_fast_numerics(model_options.fast());
   if (session && !session->leader()) {
     const int code = session->follow();
     if (session->model().part().residency()) log_residency(session->model().part());
     return code;
   }
   std::unique_ptr<Model> model = session ? nullptr : Model::load(model_dir, model_options.rope());
+  if (model) model->set_fast_numerics(model_options.fast());
   if (model) apply_residency_flags(*model, residency);
   const ModelConfig& config = session ? session->config() : model->config();
   Sampler sampler(sp, static_cast<size_t>(config.vocab_size));

@@ -36,12 +36,14 @@ int run_logits(int argc, char** argv) {
   SequenceOutput out;
   // Under mpirun: every rank computes its share; the logits arrive on rank 0, which writes them.
   if (auto session = ParallelSession::start(parallel, flags, model_dir, n, threads, model_options.rope(), kv_format)) {
+    session->model().part().set_fast_numerics(model_options.fast());
     if (!session->leader()) return session->follow();
     const int64_t slot = session->runner().open(n, kv_format);
     const ParallelRunner::Step step{slot, ids, mode};
     session->runner().forward({&step, 1}, {&out, 1});
   } else {
     auto model = Model::load(model_dir, model_options.rope());
+    model->set_fast_numerics(model_options.fast());
     ThreadPool pool(static_cast<int>(threads));
     KvCache cache(model->config(), n, kv_format);
     SequenceInput in{ids, &cache, mode};

@@ -119,6 +119,7 @@ int run_serve(int argc, char** argv) {
                                         eo.kv_format, eo.kv_budget_bytes);
   // --mem-budget and --mlock apply to each rank's own weights (the budget is per rank).
   if (session) apply_residency_flags_on_rank(*session, residency);
+  if (session) session->model().part().set_fast_numerics(model_options.fast());
 
   // KV blocks are allocated on demand: a budget beyond the free memory would end in the OOM
   // killer once the cache fills, so it is refused up front. Under mpirun the budget is each
@@ -164,6 +165,7 @@ int run_serve(int argc, char** argv) {
         engine = std::make_unique<engine::Engine>(engine::make_parallel_backend(session->runner()), eo);
       } else {
         model = Model::load(model_dir, model_options.rope());
+        model->set_fast_numerics(model_options.fast());
         apply_residency_flags(*model, residency);
         engine = std::make_unique<engine::Engine>(*model, eo);
       }

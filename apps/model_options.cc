@@ -13,6 +13,10 @@ ModelOptions::ModelOptions(FlagSet& flags) : flags_(&flags) {
   flags.add("--rope-factor", &factor_, "YaRN factor (>= 1; needs --rope-scaling yarn)");
   flags.add("--rope-orig-ctx", &orig_ctx_,
             "YaRN original context (default: the config's, else max_position_embeddings)");
+  flags.add("--fast", &fast_,
+            "8-bit activations in the linear layers (not the router): about 1.3x prefill and "
+            "faster decode, still closer to the float64 reference than mlx-lm's bf16 "
+            "(docs/PERFORMANCE.md)");
 }
 
 bool ModelOptions::given() const {

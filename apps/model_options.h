@@ -1,5 +1,6 @@
 // Flags shared by every command that runs (or sizes) the model: the RoPE scaling choice
-// (model/rope_scaling.h). A command declares them with add_to() and reads rope() after parsing.
+// (model/rope_scaling.h) and --fast (8-bit activations, Model::set_fast_numerics). A command
+// declares them with the constructor and reads rope() / fast() after parsing.
 #pragma once
 
 #include <cstdint>
@@ -17,14 +18,19 @@ class ModelOptions {
   explicit ModelOptions(FlagSet& flags);
   // After flags.parse(): the choice; throws qcoder::Error on an unknown mode or a bad value.
   RopeOptions rope() const;
-  // Whether any of the flags was given (the parallel runs only take the config's block).
+  // Whether any of the RoPE flags was given (the parallel runs only take the config's block).
   bool given() const;
+  // --fast: 8-bit activations for the linear layers (docs/PERFORMANCE.md, "--fast").
+  bool fast() const { return fast_; }
+  // "fast" or "default", as bench reports it.
+  const char* mode_name() const { return fast_ ? "fast" : "default"; }
 
  private:
   const FlagSet* flags_ = nullptr;
   std::string scaling_ = "config";
   double factor_ = 0;
   int64_t orig_ctx_ = 0;
+  bool fast_ = false;
 };
 
 }  // namespace qcoder::cli

@@ -3,14 +3,16 @@
 
   bench/compare_peers.py --model /tmp/qbench/m30b12 [--qcoder build/apps/qcoder]
       [--gguf /tmp/qbench/m30b12-q4_0.gguf --llama-bench /tmp/llamacpp/build/bin/llama-bench]
-      [--rounds 2] [--mlx-tg 32] [--mlx-pp 512] [--threads 2]
+      [--rounds 2] [--mlx-tg 32] [--mlx-pp 512] [--threads 2] [--fast]
 
 Order per round: qcoder bench (its own bandwidth sweeps interleaved with its decode runs),
 mlx-lm (MLX on CPU: the same MLX folder, one 512-token prompt, then --mlx-tg tokens decoded
 one at a time), llama-bench -p 512 -n 128 on the GGUF twin if given. Peers' decode is also
 stated against the bandwidth qcoder measured in the same round, with the same bytes per
 token (the GGUF twin has the same shapes at the same 4.5 bits per weight). Medians over
-rounds. The machine is shared and noisy: compare ratios, not absolute numbers.
+rounds. The machine is shared and noisy: compare ratios, not absolute numbers. With --fast,
+each round also runs `qcoder bench --fast` (8-bit activations in the gate/up products and the
+head) right after the default one, and the ratios are given for both modes.
 """
 import argparse
 import json
@@ -20,8 +22,8 @@ import sys
 import time
 
 
-def run_qcoder(exe, model, threads):
-    out = subprocess.run([exe, "bench", "-m", model, "--json", "-t", str(threads)],
+def run_qcoder(exe, model, threads, fast=False):
+    out = subprocess.run([exe, "bench", "-m", model, "--json", "-t", str(threads)] + (["--fast"] if fast else []),
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -79,12 +81,17 @@ def main():
                     help="mlx-lm's prompt length (its CPU prefill runs at ~0.1 tok/s here: 64 takes ~10 min)")
     ap.add_argument("--no-mlx", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fast", action="store_true", help="also run qcoder bench --fast each round")
     a = ap.parse_args()
-    rows = {"qcoder": [], "mlx-lm": [], "llama.cpp": []}
+    rows = {"qcoder": [], "qcoder --fast": [], "mlx-lm": [], "llama.cpp": []}
     for r in range(a.rounds):
         q = run_qcoder(a.qcoder, a.model, a.threads)
         rows["qcoder"].append(q)
         print(f"round {r + 1} qcoder: {json.dumps(q)}", file=sys.stderr)
+        if a.fast:
+            qf = run_qcoder(a.qcoder, a.model, a.threads, fast=True)
+            rows["qcoder --fast"].append(qf)
+            print(f"round {r + 1} qcoder --fast: {json.dumps(qf)}", file=sys.stderr)
         # bytes per token at tg128 (as qcoder counts them), from its own roofline figure.
         bpt = q["decode_roofline_pct"] / 100 * q["read_bw_gbs"] * 1e9 / q["tg128_tok_s"]
         if not a.no_mlx:
@@ -98,18 +105,22 @@ def main():
             rows["llama.cpp"].append(l)
             print(f"round {r + 1} llama.cpp: {json.dumps(l)}", file=sys.stderr)
     med = lambda xs: statistics.median(xs) if xs else float("nan")
-    q_pp = med([x["pp512_tok_s"] for x in rows["qcoder"]])
-    q_tg = med([x["tg128_tok_s"] for x in rows["qcoder"]])
     if rows["mlx-lm"] and a.mlx_pp != 512:
         print(f"(mlx-lm's prompt: {a.mlx_pp} tokens, not 512; its tok/s is what it reached on that prompt)")
-    print(f"{'engine':<10} {'pp512 tok/s':>12} {'tg tok/s':>10} {'decode % roofline':>18} {'qcoder/peer pp':>15} {'tg':>6}")
-    print(f"{'qcoder':<10} {q_pp:12.2f} {q_tg:10.2f} {med([x['decode_roofline_pct'] for x in rows['qcoder']]):18.1f}")
+    modes = [m for m in ("qcoder", "qcoder --fast") if rows[m]]
+    print(f"{'engine':<14} {'pp512 tok/s':>12} {'tg tok/s':>10} {'decode % roofline':>18}   qcoder/peer pp, tg")
+    for m in modes:
+        q_pp = med([x["pp512_tok_s"] for x in rows[m]])
+        q_tg = med([x["tg128_tok_s"] for x in rows[m]])
+        print(f"{m:<14} {q_pp:12.2f} {q_tg:10.2f} {med([x['decode_roofline_pct'] for x in rows[m]]):18.1f}")
     for name in ("mlx-lm", "llama.cpp"):
         if not rows[name]:
             continue
         pp, tg = med([x["pp_tok_s"] for x in rows[name]]), med([x["tg_tok_s"] for x in rows[name]])
-        print(f"{name:<10} {pp:12.2f} {tg:10.2f} {med([x['roofline_pct'] for x in rows[name]]):18.1f} "
-              f"{q_pp / pp:15.2f} {q_tg / tg:6.2f}")
+        ratios = "; ".join(
+            f"{m}: {med([x['pp512_tok_s'] for x in rows[m]]) / pp:.2f}x, {med([x['tg128_tok_s'] for x in rows[m]]) / tg:.2f}x"
+            for m in modes)
+        print(f"{name:<14} {pp:12.2f} {tg:10.2f} {med([x['roofline_pct'] for x in rows[name]]):18.1f}   {ratios}")
     print(f"median read bandwidth {med([x['read_bw_gbs'] for x in rows['qcoder']]):.1f} GB/s "
           f"(qcoder's sweeps); {time.strftime('%Y-%m-%d %H:%M')}")
 

@@ -5,7 +5,8 @@
 //    sweep of the same bytes run right before and after (the kernel's share of the roofline);
 //    and on a cache-resident matrix for 1, 2, 4 and 7 tokens (the kernel's own speed).
 // 3. 4-bit g64 matrix-matrix products: an expert (768 x 2048, 32 tokens) and a projection
-//    (2048 x 2048, 512 tokens), in GMAC/s.
+//    (2048 x 2048, 512 tokens), in GMAC/s, with 16-bit and 8-bit (--fast) activations.
+//    `qcoder_micro_bench [threads] gemm` runs only this part.
 // 4. Decode attention at 32K context (bf16 KV), streaming and cache-resident.
 // 5. KV row encoding (KvCache::store): the scalar reference against the SIMD encoder, per
 //    format, one thread. `qcoder_micro_bench [threads] kv-encode` runs only this part.
@@ -105,6 +106,29 @@ void kv_encode_bench(std::mt19937& rng) {
   }
 }
 
+// Matrix-matrix products (an expert's share of a prefill batch; a dense 512-token prompt) with
+// 16-bit activations (default) and 8-bit ones (--fast), in GMAC/s over all threads.
+void gemm_bench(qcoder::ThreadPool& pool, std::mt19937& rng) {
+  for (const int bits : {16, 8})
+    for (const auto& [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{768, 2048, 32}, {2048, 2048, 512}}) {
+      Q4 w(rows, cols, rng);
+      w.m.act_bits = bits;
+      std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
+      for (auto& v : x) v = std::normal_distribution<float>()(rng);
+      qcoder::ops::PreparedActs a;
+      qcoder::ops::prepare_acts(w.m, x.data(), n, a);
+      std::vector<double> gmacs;
+      for (int rep = 0; rep < 7; ++rep) {
+        const auto t = Clock::now();
+        matmul(pool, w.m, a, n, y.data());
+        gmacs.push_back(static_cast<double>(rows * cols * n) / since(t) / 1e9);
+      }
+      std::printf("4-bit matmul %lldx%lld, %lld tokens, int%d activations: %.1f GMAC/s (median of 7)\n",
+                  static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(n), bits,
+                  median(gmacs));
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,6 +141,10 @@ int main(int argc, char** argv) {
   }
   qcoder::ThreadPool pool(threads);
   std::printf("kernels %s, %d threads\n", qcoder::ops::active_target().c_str(), pool.size());
+  if (argc > 2 && std::strcmp(argv[2], "gemm") == 0) {
+    gemm_bench(pool, rng);
+    return 0;
+  }
 
   // 1. Empty regions.
   {
@@ -193,21 +221,7 @@ int main(int argc, char** argv) {
   }
 
   // 3. Matrix-matrix.
-  for (const auto& [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{768, 2048, 32}, {2048, 2048, 512}}) {
-    Q4 w(rows, cols, rng);
-    std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
-    for (auto& v : x) v = std::normal_distribution<float>()(rng);
-    qcoder::ops::PreparedActs a;
-    qcoder::ops::prepare_acts(w.m, x.data(), n, a);
-    std::vector<double> gmacs;
-    for (int rep = 0; rep < 7; ++rep) {
-      const auto t = Clock::now();
-      matmul(pool, w.m, a, n, y.data());
-      gmacs.push_back(static_cast<double>(rows * cols * n) / since(t) / 1e9);
-    }
-    std::printf("4-bit matmul %lldx%lld, %lld tokens: %.1f GMAC/s (median of 7)\n", static_cast<long long>(rows),
-                static_cast<long long>(cols), static_cast<long long>(n), median(gmacs));
-  }
+  gemm_bench(pool, rng);
   // 4. Decode attention at 32K context (Qwen3-30B-A3B heads: 32 query heads, 4 KV heads of
   // 128; bf16 rows, one layer), all threads through the flash-decoding items: the KV bytes
   // read per second, with rows spread over 64 MiB (streaming) and with every position pointing

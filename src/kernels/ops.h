@@ -26,9 +26,12 @@ std::string active_target();
 // each row of X is quantized per weight group to int16: x ~= sx[g] * xi, |x - sx*xi| <= sx/2
 // with sx = max|x over the group| / 32639 (about 15 significant bits: the result stays within
 // ~1e-5 relative of float32, far inside the 5e-3 sigma gate; 32639 rather than 32767 so that
-// every xi splits exactly into two int8 planes, xi = 256 * xh + xl). Each group's dot product
-// with the weight codes is then an exact int32 sum. Other formats (float weights, mxfp8, ...)
-// keep float32 activations.
+// every xi splits exactly into two int8 planes, xi = 256 * xh + xl). With m.act_bits == 8
+// (--fast) the bound is 127 instead: xi fits one int8 plane, and every kernel computes the
+// same exact integer sums from it (the int16 kernels on xi, the VNNI ones on x8 / planes), so
+// a row's bits still do not depend on the target's path. Each group's dot product with the
+// weight codes is then an exact int32 sum. Other formats (float weights, mxfp8, ...) keep
+// float32 activations.
 struct PreparedActs {
   bool integer = false;
   int64_t rows = 0, cols = 0, groups = 0;
@@ -38,9 +41,15 @@ struct PreparedActs {
   std::vector<int16_t> xi;      // [rows, cols], permuted as above
   std::vector<float> sx;        // [rows, groups]: scale per group
   std::vector<float> xsum;      // [rows, groups]: sx * sum(xi) over the group
+  int act_bits = 16;            // 16, or 8 (|xi| <= 127)
   // 4-bit weights on AVX512-VNNI: xi again as int8 planes, per block of 128 elements
-  // [xh even | xh odd | xl even | xl odd] (64 bytes each), for vpdpbusd on raw nibbles.
-  std::vector<int8_t> planes;   // [rows, 2 * cols] or empty
+  // [xh even | xh odd | xl even | xl odd] (64 bytes each), for vpdpbusd on raw nibbles; with
+  // act_bits 8 one plane [x even | x odd] per block.
+  std::vector<int8_t> planes;   // [rows, 2 * cols], [rows, cols] (act_bits 8) or empty
+  // Affine weights on AVX512-VNNI: xi as int8 planes in the same order, for the matrix-matrix
+  // kernel's u8 x s8 products: per row [xh | xl] (xi = 256 * xh + xl), or xi itself with
+  // act_bits 8.
+  std::vector<int8_t> x8;       // [rows, 2 * cols], [rows, cols] (act_bits 8) or empty
   const float* xf = nullptr;    // float path: X itself [rows, cols] (not owned)
   std::vector<float> xf_store;  // float path when X must be copied (gathered rows)
 };

@@ -24,6 +24,10 @@ struct QMatrix {
   const uint8_t* biases = nullptr;  // affine only, same layout/dtype as scales
   DType biases_dtype = DType::kBF16;
   size_t biases_row_bytes = 0;
+  // Integer formats (affine, mxfp4, nvfp4): the width activations are quantized to per group
+  // before the product (ops::PreparedActs): 16 (default: ~1e-5 relative, inside the float64
+  // gate) or 8 (--fast: one int8 plane, half the multiply work; docs/PERFORMANCE.md).
+  int act_bits = 16;
 
   // Bytes this matrix occupies in the checkpoint (data + scales + biases): rows times the
   // logical bytes per row of each part; stride padding (row_bytes beyond that) is not counted.

@@ -16,7 +16,7 @@ constexpr int64_t kMinClaim = 2;
 constexpr int64_t kBatchTokens = 8;
 
 bool same_format(const QMatrix& a, const QMatrix& b) {
-  return a.spec == b.spec && a.cols == b.cols;
+  return a.spec == b.spec && a.cols == b.cols && a.act_bits == b.act_bits;
 }
 
 }  // namespace

@@ -37,6 +37,23 @@ std::unique_ptr<Model> Model::load_part(const std::string& dir, const ModelConfi
   return m;
 }
 
+void Model::set_fast_numerics(bool fast) {
+  fast_ = fast;
+  const int bits = fast ? 8 : 16;
+  // Which inputs take 8 bits: those of the gate/up products (the routed experts' and a dense
+  // MLP's: the normed hidden state) and of the output head. Measured on the parity fixtures
+  // (docs/PERFORMANCE.md, "--fast"): with these, the mean and max errors against the float64
+  // reference stay below mlx-lm's bf16 errors on every fixture; 8-bit inputs to q/k/v, o_proj
+  // or down_proj (attention scores through exp, attention outputs, SwiGLU's heavy tails) each
+  // push the max error above mlx-lm's on some fixture.
+  for (LayerWeights& l : weights_.layers) {
+    for (QMatrix* m : {&l.mlp_gate, &l.mlp_up}) m->act_bits = bits;
+    for (ExpertStack* s : {&l.gate_proj, &l.up_proj})
+      for (QMatrix& m : s->experts) m.act_bits = bits;
+  }
+  weights_.lm_head.act_bits = bits;
+}
+
 KvCache Model::new_cache(int64_t max_tokens) const {
   return KvCache(config_, max_tokens > 0 ? max_tokens : usable_context(config_));
 }

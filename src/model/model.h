@@ -82,6 +82,11 @@ class Model {
   void set_residency(std::shared_ptr<WeightResidency> residency) { residency_ = std::move(residency); }
   const WeightResidency* residency() const { return residency_.get(); }
 
+  // --fast: 8-bit activations (QMatrix::act_bits) for the gate/up products and the output
+  // head (see model.cc for why those). Not while a forward pass runs.
+  void set_fast_numerics(bool fast);
+  bool fast_numerics() const { return fast_; }
+
   // A fresh cache; max_tokens <= 0 means the usable context (model/rope_scaling.h).
   KvCache new_cache(int64_t max_tokens = 0) const;
 
@@ -99,6 +104,7 @@ class Model {
   ModelWeights weights_;
   std::unique_ptr<ExpertUsage> usage_;  // counters: updated by the const forward pass
   std::shared_ptr<WeightResidency> residency_;
+  bool fast_ = false;
 };
 
 }  // namespace qcoder

@@ -117,7 +117,7 @@ void moe_block(const ModelConfig& c, const LayerWeights& w, const float* h, int6
   const QMatrix& g0 = w.gate_proj.experts[e0];
   const QMatrix& u0 = w.up_proj.experts[e0];
   prepare_linear_input(g0, h, n, xa, pool);
-  const bool same = g0.spec == u0.spec && g0.cols == u0.cols;
+  const bool same = g0.spec == u0.spec && g0.cols == u0.cols && g0.act_bits == u0.act_bits;
   if (!same) prepare_linear_input(u0, h, n, xb, pool);
   for (int64_t e = 0; e < E; ++e) {
     const int64_t cnt = rt.first[e + 1] - rt.first[e];

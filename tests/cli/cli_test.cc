@@ -24,8 +24,9 @@ Result run(const std::string& args) { return testing::run_cli(args); }
 const std::string kModel = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/models/q4_g64";
 const std::string k480 = std::string(QCODER_SOURCE_DIR) + "/tests/fixtures/configs/qwen3-coder-480b-a35b-4bit";
 
-std::vector<float> forward_logits(const std::vector<int32_t>& ids, LogitsMode mode) {
+std::vector<float> forward_logits(const std::vector<int32_t>& ids, LogitsMode mode, bool fast = false) {
   auto model = Model::load(kModel);
+  model->set_fast_numerics(fast);
   ThreadPool pool(1);
   KvCache cache = model->new_cache(64);
   SequenceInput in{ids, &cache, mode};
@@ -51,6 +52,21 @@ TEST(Cli, LogitsWritesFloat32Rows) {
   const std::string all_bytes = slurp(file);
   ASSERT_EQ(all_bytes.size(), all.size() * 4);
   EXPECT_EQ(std::memcmp(all_bytes.data(), all.data(), all_bytes.size()), 0);
+}
+
+// --fast reaches the model: the logits are Model::set_fast_numerics(true)'s, bit for bit, and
+// not the default's (8-bit inputs to the gate/up products and the head move every logit).
+TEST(Cli, LogitsWithFast) {
+  testing::TempDir tmp;
+  const std::string file = tmp.file("logits.bin");
+  Result r = run("logits -m " + kModel + " --ids 1,2,3 --out " + file + " -t 2 --fast");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string bytes = slurp(file);
+  const auto want = forward_logits({1, 2, 3}, LogitsMode::kLast, true);
+  ASSERT_EQ(bytes.size(), want.size() * 4);
+  EXPECT_EQ(std::memcmp(bytes.data(), want.data(), bytes.size()), 0);
+  const auto exact = forward_logits({1, 2, 3}, LogitsMode::kLast, false);
+  EXPECT_NE(std::memcmp(exact.data(), want.data(), bytes.size()), 0);
 }
 
 TEST(Cli, GenerateJsonIsOneLine) {

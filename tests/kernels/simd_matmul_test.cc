@@ -21,6 +21,10 @@ namespace {
 using test::for_each_target;
 using test::OwnedQMatrix;
 
+// The activation width the matrices under test ask for (QMatrix::act_bits): 16 (default) or 8
+// (--fast); the tests run once each way.
+int g_act_bits = 16;
+
 struct Case {
   QuantSpec spec;
   DType dtype = DType::kU32;        // data dtype (kNone: F32/BF16/F16)
@@ -71,13 +75,17 @@ OwnedQMatrix random_matrix(const Case& c, int64_t rows, int64_t cols, std::mt199
       b[i] = uni(rng) * 0.5f;
     }
     if (ng > 2) s[1] = 0.0f;  // a zero scale
-    return OwnedQMatrix(c.spec, rows, cols, DType::kU32, data, c.scales, float_bytes(s, c.scales),
-                        c.scales, float_bytes(b, c.scales), offset, pad);
+    OwnedQMatrix q(c.spec, rows, cols, DType::kU32, data, c.scales, float_bytes(s, c.scales), c.scales,
+                   float_bytes(b, c.scales), offset, pad);
+    q.m.act_bits = g_act_bits;
+    return q;
   }
   std::vector<uint8_t> s(ng);
   for (auto& v : s)
     v = static_cast<uint8_t>(c.spec.mode == QuantMode::kNvfp4 ? 0x20 + byte(rng) % 0x30 : 118 + byte(rng) % 10);
-  return OwnedQMatrix(c.spec, rows, cols, DType::kU32, data, DType::kU8, s, DType::kU8, {}, offset, pad);
+  OwnedQMatrix q(c.spec, rows, cols, DType::kU32, data, DType::kU8, s, DType::kU8, {}, offset, pad);
+  q.m.act_bits = g_act_bits;
+  return q;
 }
 
 // |sw * q| + |bias| for affine (the magnitudes the integer path sums), |w| otherwise.
@@ -92,7 +100,8 @@ double magnitude(const QMatrix& m, int64_t r, int64_t c) {
 }
 
 // Checks ops::matmul against ref::matmul_rows within the error bound of the path: int16
-// activations (|x - x^| <= amax/32639/2 per group) plus float32 rounding of both sides.
+// activations (|x - x^| <= amax/32639/2 per group; 127 for 8-bit ones) plus float32 rounding of
+// both sides.
 void check_against_reference(const QMatrix& m, const float* X, int64_t n, const std::string& what) {
   ops::PreparedActs acts;
   ops::prepare_acts(m, X, n, acts);
@@ -100,6 +109,7 @@ void check_against_reference(const QMatrix& m, const float* X, int64_t n, const 
   ops::matmul(m, acts, nullptr, n, y.data(), m.rows, 0, m.rows);
   ref::matmul_rows(m, X, n, want.data(), 0, m.rows);
   const bool integer = acts.integer;
+  const double xmax = m.act_bits == 8 ? 127.0 : 32639.0;
   const int group = m.spec.group_size;
   const double eps = 5.96e-8;
   for (int64_t t = 0; t < n; ++t) {
@@ -115,8 +125,8 @@ void check_against_reference(const QMatrix& m, const float* X, int64_t n, const 
       double quant = 0.0, mag = 0.0;
       for (int64_t c = 0; c < m.cols; ++c) {
         const double mc = magnitude(m, r, c);
-        mag += mc * (std::fabs(x[c]) + amax[c] / 32639.0);
-        if (integer) quant += std::fabs(test::indep_element(m, r, c)) * amax[c] / 32639.0 * 0.5001;
+        mag += mc * (std::fabs(x[c]) + amax[c] / xmax);
+        if (integer) quant += std::fabs(test::indep_element(m, r, c)) * amax[c] / xmax * 0.5001;
       }
       const double bound = quant + 2.0 * (static_cast<double>(m.cols) + 8) * eps * mag + 1e-30;
       const float got = y[t * m.rows + r], ref = want[t * m.rows + r];
@@ -139,7 +149,7 @@ std::vector<Case> all_cases() {
   return cases;
 }
 
-TEST(SimdMatmul, MatchesReferenceEveryFormatAndTarget) {
+void MatchesReferenceEveryFormatAndTarget() {
   for_each_target([] {
     std::mt19937 rng(11);
     for (const Case& c : all_cases()) {
@@ -162,7 +172,7 @@ TEST(SimdMatmul, MatchesReferenceEveryFormatAndTarget) {
 }
 
 // A row's bits must not depend on the rest of the call.
-TEST(SimdMatmul, RowsAreInvariant) {
+void RowsAreInvariant() {
   for_each_target([] {
     std::mt19937 rng(12);
     for (const Case& c : all_cases()) {
@@ -208,7 +218,7 @@ TEST(SimdMatmul, RowsAreInvariant) {
 // against the matrix-matrix path bitwise and against the reference, over the shapes of real
 // models (group counts that are and are not multiples of 4, row counts with 1-3 rows left
 // over, row splits that do not fall on 4 or 16 rows, unaligned data).
-TEST(SimdMatmul, DecodeRowsMatchBatchedBitwise) {
+void DecodeRowsMatchBatchedBitwise() {
   for_each_target([] {
     std::mt19937 rng(13);
     for (int group : {64, 128})
@@ -247,7 +257,7 @@ TEST(SimdMatmul, DecodeRowsMatchBatchedBitwise) {
 // with each weight block read once for all the tokens): each token's row is bitwise the
 // one-token result, whatever the other tokens, their order (index lists with a repeat), or
 // the row split; and within the reference's bound.
-TEST(SimdMatmul, FewTokensMatchOneTokenBitwise) {
+void FewTokensMatchOneTokenBitwise() {
   for_each_target([] {
     std::mt19937 rng(14);
     for (int group : {64, 128})
@@ -285,6 +295,36 @@ TEST(SimdMatmul, FewTokensMatchOneTokenBitwise) {
           check_against_reference(q.m, X.p, 5, what + " n=5");
         }
   });
+}
+
+// Each check with 16-bit activations (the default) and with 8-bit ones (--fast: the VNNI
+// kernels on one int8 plane, the others on the same integers as int16).
+class ActBits {
+ public:
+  explicit ActBits(int bits) { g_act_bits = bits; }
+  ~ActBits() { g_act_bits = 16; }
+};
+
+TEST(SimdMatmul, MatchesReferenceEveryFormatAndTarget) { MatchesReferenceEveryFormatAndTarget(); }
+TEST(SimdMatmul, RowsAreInvariant) { RowsAreInvariant(); }
+TEST(SimdMatmul, DecodeRowsMatchBatchedBitwise) { DecodeRowsMatchBatchedBitwise(); }
+TEST(SimdMatmul, FewTokensMatchOneTokenBitwise) { FewTokensMatchOneTokenBitwise(); }
+
+TEST(SimdMatmulFast, MatchesReferenceEveryFormatAndTarget) {
+  const ActBits bits(8);
+  MatchesReferenceEveryFormatAndTarget();
+}
+TEST(SimdMatmulFast, RowsAreInvariant) {
+  const ActBits bits(8);
+  RowsAreInvariant();
+}
+TEST(SimdMatmulFast, DecodeRowsMatchBatchedBitwise) {
+  const ActBits bits(8);
+  DecodeRowsMatchBatchedBitwise();
+}
+TEST(SimdMatmulFast, FewTokensMatchOneTokenBitwise) {
+  const ActBits bits(8);
+  FewTokensMatchOneTokenBitwise();
 }
 
 }  // namespace

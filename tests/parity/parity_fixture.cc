@@ -116,8 +116,9 @@ bool load_kv_reference(const FixtureRef& fx, const std::string& format, KvRefere
   return true;
 }
 
-ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv) {
+ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv, bool fast) {
   auto model = Model::load(fx.dir);
+  model->set_fast_numerics(fast);
   ThreadPool pool(threads);
   const int64_t V = model->config().vocab_size, L = fx.layers, k = fx.top_k;
   if (V != fx.vocab) throw Error(fx.dir + ": vocab mismatch between config and reference");
@@ -151,6 +152,18 @@ ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv) {
       sum_mlx_f64 += e_mf;
       ++s.rows;
       if (argmax(q, V) == argmax(m, V)) ++s.top1_agree_mlx;
+      if (argmax(q, V) == argmax(f, V)) ++s.top1_agree_f64;
+      if (argmax(m, V) == argmax(f, V)) ++s.mlx_top1_agree_f64;
+      {
+        double err = 0;
+        for (int64_t t : top2(m, V)) err = std::max(err, std::fabs(static_cast<double>(m[t]) - f[t]));
+        const auto ft = top2(f, V);
+        for (int64_t t : ft) err = std::max(err, std::fabs(static_cast<double>(m[t]) - f[t]));
+        if (static_cast<double>(f[ft[0]]) - f[ft[1]] > 2.0 * err) {
+          ++s.decisive_rows;
+          if (argmax(q, V) == ft[0]) ++s.decisive_agree;
+        }
+      }
       for (int64_t l = 0; l < L; ++l) {
         std::vector<int32_t> mine(&trace.routes[l][pos * k], &trace.routes[l][(pos + 1) * k]);
         const int32_t* mr = &p.mlx_routes[(l * R + i) * k];
@@ -195,7 +208,9 @@ std::string format_stats(const FixtureRef& fx, const ParityStats& s) {
      << "qcoder-f64 max " << s.max_err_f64 << " mean " << s.mean_err_f64 << " sigma; "
      << "mlx-f64 max " << s.mlx_max_err_f64 << " mean " << s.mlx_mean_err_f64 << "; "
      << "qcoder-mlx max " << s.max_err_mlx << " mean " << s.mean_err_mlx << "; ";
-  os << "top1 " << s.top1_agree_mlx << "/" << s.rows << "; route flips vs mlx per layer [";
+  os << "top1 " << s.top1_agree_mlx << "/" << s.rows << " (vs f64: qcoder " << s.top1_agree_f64 << ", mlx "
+     << s.mlx_top1_agree_f64 << "; decisive rows " << s.decisive_agree << "/" << s.decisive_rows
+     << "); route flips vs mlx per layer [";
   for (size_t l = 0; l < s.route_flips_mlx.size(); ++l) os << (l ? "," : "") << s.route_flips_mlx[l];
   os << "] vs f64 [";
   for (size_t l = 0; l < s.route_flips_f64.size(); ++l) os << (l ? "," : "") << s.route_flips_f64[l];

@@ -43,13 +43,18 @@ struct ParityStats {
   double max_err_mlx = 0, mean_err_mlx = 0;   // qcoder vs mlx-lm
   double mlx_max_err_f64 = 0, mlx_mean_err_f64 = 0;  // mlx-lm vs float64
   int64_t rows = 0, top1_agree_mlx = 0;
+  int64_t top1_agree_f64 = 0, mlx_top1_agree_f64 = 0;  // rows whose argmax is f64's (qcoder, mlx-lm)
+  // Rows whose f64 top-2 margin exceeds twice mlx-lm's error on the contenders (mlx's and
+  // f64's top two tokens), so that mlx-lm's bf16 rounding cannot swap them, and of those the
+  // rows where qcoder's argmax is f64's.
+  int64_t decisive_rows = 0, decisive_agree = 0;
   std::vector<int64_t> route_flips_mlx, route_flips_f64;  // per layer, rows differing
   int64_t greedy_steps = 0, greedy_compared = 0, greedy_agree = 0;
 };
 
-// Runs qcoder on every prompt of the fixture, with KV cache format kv, and gathers the
-// statistics.
-ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv = {});
+// Runs qcoder on every prompt of the fixture, with KV cache format kv (and --fast numerics when
+// `fast`), and gathers the statistics.
+ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv = {}, bool fast = false);
 
 std::string format_stats(const FixtureRef& fx, const ParityStats& s);
 

@@ -63,8 +63,10 @@ inline IntLayout LayoutFor(const QuantSpec& s) {
 // ---------------------------------------------------------------------------------------
 // Activation preparation.
 
-// |xi| <= kXMax, so that xi = 256 * xh + xl with both halves in int8 (see ops::PreparedActs).
+// |xi| <= kXMax, so that xi = 256 * xh + xl with both halves in int8 (see ops::PreparedActs);
+// kXMax8 with 8-bit activations (--fast).
 constexpr float kXMax = 32639.0f;
+constexpr float kXMax8 = 127.0f;
 
 // The 4-bit decode kernel on raw nibbles (vpdpbusd) needs AVX512-VNNI and whole 128-element
 // blocks of one or two groups.
@@ -73,6 +75,17 @@ inline bool UsePlanes(const IntLayout& lay, int64_t cols, int group) {
   return lay.kind == IntKind::kAffine4 && group >= 64 && cols % 128 == 0;
 #else
   (void)lay, (void)cols, (void)group;
+  return false;
+#endif
+}
+
+// The matrix-matrix kernel on bytes (u8 codes x s8 activation planes, vpdpbusd) needs
+// AVX512-VNNI and affine codes, which are all unsigned.
+inline bool UseX8(const QuantSpec& s) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return s.mode == QuantMode::kAffine;
+#else
+  (void)s;
   return false;
 #endif
 }
@@ -140,8 +153,12 @@ inline void PrepareActsInitImpl(const QMatrix& m, const float* X, int64_t rows,
   out.xi.resize(static_cast<size_t>(rows * cols));
   out.sx.resize(static_cast<size_t>(rows * G));
   out.xsum.resize(static_cast<size_t>(rows * G));
-  if (UsePlanes(lay, cols, m.spec.group_size)) out.planes.resize(static_cast<size_t>(rows * cols * 2));
+  out.act_bits = m.act_bits == 8 ? 8 : 16;
+  const int64_t plane_count = out.act_bits == 8 ? 1 : 2;
+  if (UsePlanes(lay, cols, m.spec.group_size)) out.planes.resize(static_cast<size_t>(rows * cols * plane_count));
   else out.planes.clear();
+  if (UseX8(m.spec)) out.x8.resize(static_cast<size_t>(rows * cols * plane_count));
+  else out.x8.clear();
 }
 
 inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedActs& out,
@@ -156,6 +173,7 @@ inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedA
   const int group = out.group_size;
   const int64_t G = out.groups;
   const int perm = out.perm, C = out.chunk;
+  const float xmax = out.act_bits == 8 ? kXMax8 : kXMax;
   thread_local std::vector<int16_t> tmp;
   tmp.resize(static_cast<size_t>(group));
   for (int64_t r = r0; r < r1; ++r) {
@@ -168,8 +186,8 @@ inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedA
       float sx = 0.0f;
       int32_t sum = 0;
       if (amax > 0.0f && std::isfinite(amax)) {
-        sx = amax / kXMax;
-        sum = QuantizeGroup(xg, group, kXMax / amax, dst);
+        sx = amax / xmax;
+        sum = QuantizeGroup(xg, group, xmax / amax, dst);
       } else {
         // All zeros, or non-finite: zeros with a scale that carries the NaN/inf along.
         sx = amax == 0.0f ? 0.0f : amax;
@@ -187,7 +205,32 @@ inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedA
       }
       out.sx[r * G + g] = sx;
       out.xsum[r * G + g] = sx * static_cast<float>(sum);
-      if (!out.planes.empty()) {
+      if (!out.x8.empty()) {
+        const int16_t* src = xi + g * group;
+        if (out.act_bits == 8) {
+          int8_t* d8 = &out.x8[r * cols + g * group];
+          for (int64_t i = 0; i < group; ++i) d8[i] = static_cast<int8_t>(src[i]);
+        } else {
+          int8_t* dh = &out.x8[r * cols * 2 + g * group];
+          int8_t* dl = dh + cols;
+          for (int64_t i = 0; i < group; ++i) {
+            const int v = src[i];
+            const auto xl = static_cast<int8_t>(static_cast<uint8_t>(v & 0xff));
+            dl[i] = xl;
+            dh[i] = static_cast<int8_t>((v - xl) / 256);
+          }
+        }
+      }
+      if (!out.planes.empty() && out.act_bits == 8) {
+        // One plane per block of 128 elements: entries j < 64 hold element 2j, then 2j + 1.
+        const int64_t e0 = g * group;
+        int8_t* blk = &out.planes[r * cols + (e0 / 128) * 128];
+        const int64_t o = e0 % 128;
+        for (int64_t i = 0; i < group; ++i) {
+          const int64_t e = o + i;
+          blk[(e % 2) * 64 + e / 2] = static_cast<int8_t>(dst[i]);
+        }
+      } else if (!out.planes.empty()) {
         // Block of 128 elements b = (g * group) / 128; this group's elements sit at offset
         // o within it. Plane entries j < 64 hold elements 2j (even) / 2j + 1 (odd).
         const int64_t e0 = g * group;

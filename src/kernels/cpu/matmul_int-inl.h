@@ -12,7 +12,11 @@
 //   - matrix-matrix (AVX2 and up, >= kGemmMinTokens tokens): the panel's codes repacked as
 //     [pair of columns][row] int16 pairs, one activation pair broadcast per step, rows in lanes.
 // Both feed the same epilogue, so a row's bits do not depend on the number of tokens, on the
-// kernel, or on how rows are split between threads.
+// kernel, or on how rows are split between threads. On AVX512-VNNI two fragments replace them
+// where they apply: matvec_vnni.inc (4-bit, 1-7 tokens, on raw nibbles) and gemm_vnni.inc
+// (affine codes of any width as bytes, >= kGemmMinTokens tokens); same integers, same epilogue.
+// With 8-bit activations (--fast, QMatrix::act_bits) every path computes the same integers from
+// one int8 plane instead of two.
 
 #if defined(QCODER_KERNELS_CPU_MATMUL_INT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef QCODER_KERNELS_CPU_MATMUL_INT_INL_H_
@@ -23,6 +27,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "hwy/aligned_allocator.h"
@@ -252,312 +257,7 @@ inline void PrefetchScales(const QMatrix& m, int64_t p, int64_t n) {
   }
 }
 
-#if HWY_TARGET == HWY_AVX3_DL
-// 4-bit decode on raw nibbles: each 64-byte block (128 codes: one group of 128 or two of 64)
-// is split into low/high nibbles (even/odd elements) and multiplied with the activation byte
-// planes by vpdpbusd (u8 x s8), high plane shifted by 8: lane i ends up with the exact sum of
-// its 8 codes times xi. Stores vb[((k * NB + b) * kPanel + j) * 16].
-template <int NT>
-QCODER_VNNI HWY_NOINLINE void RowPartialsPlanes(const uint8_t* wrow, int64_t NB, const int8_t* const* xp,
-                                    int64_t j, int32_t* vb) {
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  for (int64_t b = 0; b < NB; ++b) {
-    hwy::Prefetch(wrow + b * 64 + kPrefetchBytes);
-    const __m512i w = _mm512_loadu_si512(wrow + b * 64);
-    const __m512i lo = _mm512_and_si512(w, mask);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-    for (int k = 0; k < NT; ++k) {
-      const int8_t* x = xp[k] + b * 256;
-      __m512i ah = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(x));
-      ah = _mm512_dpbusd_epi32(ah, hi, _mm512_loadu_si512(x + 64));
-      __m512i al = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(x + 128));
-      al = _mm512_dpbusd_epi32(al, hi, _mm512_loadu_si512(x + 192));
-      _mm512_store_si512(vb + ((k * NB + b) * kPanel + j) * 16, _mm512_add_epi32(_mm512_slli_epi32(ah, 8), al));
-    }
-  }
-}
-
-// bf16 scales (or biases) of groups g0..g0+ng-1 (ng <= 4) of four rows, as out[k] = the four
-// rows' values of group g0 + k in float32 lanes 0..3 (bf16 -> f32 is exact: a 16-bit shift).
-QCODER_VNNI HWY_INLINE void LoadBf16Groups4(const uint8_t* const* rows, int64_t g0, int64_t ng, __m128* out) {
-  if (ng == 4) {
-    const __m128i a0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[0] + 2 * g0));
-    const __m128i a1 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[1] + 2 * g0));
-    const __m128i a2 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[2] + 2 * g0));
-    const __m128i a3 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[3] + 2 * g0));
-    const __m128i t0 = _mm_unpacklo_epi16(a0, a1), t1 = _mm_unpacklo_epi16(a2, a3);
-    const __m128i u0 = _mm_unpacklo_epi32(t0, t1), u1 = _mm_unpackhi_epi32(t0, t1);
-    const __m128i z = _mm_setzero_si128();
-    out[0] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, u0));
-    out[1] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, u0));
-    out[2] = _mm_castsi128_ps(_mm_unpacklo_epi16(z, u1));
-    out[3] = _mm_castsi128_ps(_mm_unpackhi_epi16(z, u1));
-    return;
-  }
-  for (int64_t k = 0; k < ng; ++k) {
-    const int64_t o = 2 * (g0 + k);
-    out[k] = _mm_setr_ps(bf16_to_f32(load_u16(rows[0] + o)), bf16_to_f32(load_u16(rows[1] + o)),
-                         bf16_to_f32(load_u16(rows[2] + o)), bf16_to_f32(load_u16(rows[3] + o)));
-  }
-}
-
-// The four rows' partial vectors of block b (64 code bytes per row), reduced: i[0] = the four
-// rows' sums of lanes 0-7 (group 2b with G64) or of all lanes (G128); i[1] = lanes 8-15 (G64).
-template <int G64>
-QCODER_VNNI HWY_INLINE void Block4(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2,
-                                   const uint8_t* w3, const int8_t* x, const uint8_t* pf, __m128i* i) {
-  PrefetchL2(pf);
-  PrefetchL2(pf + 64);
-  PrefetchL2(pf + 128);
-  PrefetchL2(pf + 192);
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  const __m512i xhe = _mm512_loadu_si512(x), xho = _mm512_loadu_si512(x + 64);
-  const __m512i xle = _mm512_loadu_si512(x + 128), xlo = _mm512_loadu_si512(x + 192);
-  const auto row = [&](const uint8_t* wp) QCODER_VNNI {
-    const __m512i w = _mm512_loadu_si512(wp);
-    const __m512i lo = _mm512_and_si512(w, mask);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-    // (high-plane sum << 8) as the accumulator of the low plane's: the same exact integer as
-    // adding the two sums, one instruction fewer.
-    const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xhe), hi, xho);
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(ah, 8), lo, xle), hi, xlo);
-  };
-  const __m512i v0 = row(w0), v1 = row(w1), v2 = row(w2), v3 = row(w3);
-  const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
-  const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v2, v3), _mm512_unpackhi_epi32(v2, v3));
-  // Per 128-bit block: the four rows' sums of that block's 4 lanes.
-  const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
-  const __m256i lo = _mm512_castsi512_si256(c), hi = _mm512_extracti64x4_epi64(c, 1);
-  if constexpr (G64) {
-    i[0] = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
-    i[1] = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
-  } else {
-    const __m256i h = _mm256_add_epi32(lo, hi);
-    i[0] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-  }
-}
-
-// One group of the epilogue for four rows in lanes (PanelEpilogue's per-lane sequence).
-HWY_INLINE void Epilogue4(__m128i isum, __m128 sw, __m128 bias, float sx, float xsum, __m128& acc,
-                          __m128& accb) {
-  const __m128 scale = _mm_mul_ps(sw, _mm_set1_ps(sx));
-  acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
-  accb = _mm_fmadd_ps(bias, _mm_set1_ps(xsum), accb);
-}
-
-// One token, four rows at a time, epilogue fused in (the decode case; bf16 scales and biases):
-// rows w0..w3 are read together (four independent weight streams per step, one loop exit per
-// four rows, software prefetch into L2 kPrefetchAhead bytes ahead: a matrix's rows are
-// consecutive in memory), each block's four partial vectors are reduced in registers to the
-// four rows' group sums (the same exact integers as RowPartialsPlanes + ReducePanelPlanes),
-// and the scales are transposed to [group][row] four groups at a time from the rows
-// themselves. Each lane runs PanelEpilogue's exact sequence (scale = sw * sx;
-// acc = fma(float(isum), scale, acc); accb = fma(bias, xsum, accb); y = acc + accb, over the
-// groups in order), so the result is bitwise the same as every other path's.
-// out4[i] = y of row i.
-template <int G64>
-QCODER_VNNI HWY_NOINLINE void Rows4PlanesFused(const uint8_t* const* wr, const uint8_t* const* sr,
-                                               const uint8_t* const* br, int64_t G, const int8_t* x,
-                                               const float* sx, const float* xsum, const uint8_t* pf,
-                                               float* out4) {
-  const uint8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-  __m128 acc = _mm_setzero_ps(), accb = _mm_setzero_ps();
-  constexpr int64_t kGB = G64 ? 2 : 1;  // groups per 64-byte block
-  int64_t g0 = 0;
-  for (; g0 + 4 <= G; g0 += 4) {  // four groups: 2 blocks (G64) or 4 (G128)
-    __m128 s[4], b[4];
-    LoadBf16Groups4(sr, g0, 4, s);
-    LoadBf16Groups4(br, g0, 4, b);
-    for (int k = 0; k < 4; k += static_cast<int>(kGB)) {
-      const int64_t blk = (g0 + k) / kGB, o = blk * 64;
-      __m128i i[2];
-      Block4<G64>(w0 + o, w1 + o, w2 + o, w3 + o, x + blk * 256, pf + blk * 256, i);
-      Epilogue4(i[0], s[k], b[k], sx[g0 + k], xsum[g0 + k], acc, accb);
-      if constexpr (G64) Epilogue4(i[1], s[k + 1], b[k + 1], sx[g0 + k + 1], xsum[g0 + k + 1], acc, accb);
-    }
-  }
-  for (; g0 < G; g0 += kGB) {  // the last 1-3 groups
-    __m128 s[2], b[2];
-    LoadBf16Groups4(sr, g0, kGB, s);
-    LoadBf16Groups4(br, g0, kGB, b);
-    const int64_t blk = g0 / kGB, o = blk * 64;
-    __m128i i[2];
-    Block4<G64>(w0 + o, w1 + o, w2 + o, w3 + o, x + blk * 256, pf + blk * 256, i);
-    Epilogue4(i[0], s[0], b[0], sx[g0], xsum[g0], acc, accb);
-    if constexpr (G64) Epilogue4(i[1], s[1], b[1], sx[g0 + 1], xsum[g0 + 1], acc, accb);
-  }
-  _mm_storeu_ps(out4, _mm_add_ps(acc, accb));
-}
-
-// One token, bf16 scales and biases, rows [r0, r1): Rows4PlanesFused over groups of four rows
-// (a last group of fewer rows reads its last row again and stores only its own rows).
-inline void MatVecPlanesFused(const QMatrix& m, const ops::PreparedActs& acts, int64_t src, float* y,
-                              int64_t r0, int64_t r1) {
-  const int64_t G = acts.groups;
-  const int8_t* x = &acts.planes[src * m.cols * 2];
-  const float* sx = &acts.sx[src * G];
-  const float* xsum = &acts.xsum[src * G];
-  PrefetchScales(m, r0, 4 * kPanel);
-  for (int64_t r = r0; r < r1; r += 4) {
-    const uint8_t *wr[4], *sr[4], *br[4];
-    for (int64_t i = 0; i < 4; ++i) {
-      const auto row = static_cast<size_t>(std::min(r + i, r1 - 1));
-      wr[i] = m.data + row * m.row_bytes;
-      sr[i] = m.scales + row * m.scales_row_bytes;
-      br[i] = m.biases + row * m.biases_row_bytes;
-    }
-    if (((r - r0) & (kPanel - 1)) == 0 && r + 4 * kPanel < r1) PrefetchScales(m, r + 4 * kPanel, kPanel);
-    const uint8_t* pf = wr[0] + kPrefetchAhead;
-    float out4[4];
-    if (m.spec.group_size == 64) Rows4PlanesFused<1>(wr, sr, br, G, x, sx, xsum, pf, out4);
-    else Rows4PlanesFused<0>(wr, sr, br, G, x, sx, xsum, pf, out4);
-    std::memcpy(y + r, out4, sizeof(float) * static_cast<size_t>(std::min<int64_t>(4, r1 - r)));
-  }
-}
-
-// The four rows' partial vectors of block b for NT tokens (Block4 with the weights loaded and
-// split into nibbles once for all the tokens): i[t][0], i[t][1] as Block4's i[0], i[1] for
-// token t.
-template <int G64, int NT>
-QCODER_VNNI HWY_INLINE void Block4Tokens(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2,
-                                         const uint8_t* w3, const int8_t* const* x, int64_t xo,
-                                         const uint8_t* pf, __m128i (*i)[2]) {
-  PrefetchL2(pf);
-  PrefetchL2(pf + 64);
-  PrefetchL2(pf + 128);
-  PrefetchL2(pf + 192);
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  __m512i lo[4], hi[4];
-  const uint8_t* w[4] = {w0, w1, w2, w3};
-  for (int r = 0; r < 4; ++r) {
-    const __m512i v = _mm512_loadu_si512(w[r]);
-    lo[r] = _mm512_and_si512(v, mask);
-    hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
-  }
-  for (int t = 0; t < NT; ++t) {
-    const int8_t* xt = x[t] + xo;
-    const __m512i xhe = _mm512_loadu_si512(xt), xho = _mm512_loadu_si512(xt + 64);
-    const __m512i xle = _mm512_loadu_si512(xt + 128), xlo = _mm512_loadu_si512(xt + 192);
-    __m512i v[4];
-    for (int r = 0; r < 4; ++r) {
-      const __m512i ah = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], xhe), hi[r], xho);
-      v[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(ah, 8), lo[r], xle), hi[r], xlo);
-    }
-    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
-    const __m512i c2 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
-    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c2), _mm512_unpackhi_epi64(a, c2));
-    const __m256i l256 = _mm512_castsi512_si256(c), h256 = _mm512_extracti64x4_epi64(c, 1);
-    if constexpr (G64) {
-      i[t][0] = _mm_add_epi32(_mm256_castsi256_si128(l256), _mm256_extracti128_si256(l256, 1));
-      i[t][1] = _mm_add_epi32(_mm256_castsi256_si128(h256), _mm256_extracti128_si256(h256, 1));
-    } else {
-      const __m256i h = _mm256_add_epi32(l256, h256);
-      i[t][0] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    }
-  }
-}
-
-// NT tokens (2..7: a routed expert's rows when several sequences decode together), four rows at
-// a time, epilogue fused in: Rows4PlanesFused with every weight block loaded once for all the
-// tokens. The integer group sums are exact and each token's lanes run PanelEpilogue's
-// sequence over the groups in order, so token t's outputs are bitwise those of the one-token
-// kernel on that token alone. out[t * 4 + i] = y of token t, row i.
-template <int G64, int NT>
-QCODER_VNNI HWY_NOINLINE void Rows4PlanesFusedTokens(const uint8_t* const* wr, const uint8_t* const* sr,
-                                                     const uint8_t* const* br, int64_t G,
-                                                     const int8_t* const* x, const float* const* sx,
-                                                     const float* const* xsum, const uint8_t* pf,
-                                                     float* out) {
-  const uint8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-  __m128 acc[NT], accb[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = accb[t] = _mm_setzero_ps();
-  constexpr int64_t kGB = G64 ? 2 : 1;  // groups per 64-byte block
-  const auto block = [&](int64_t g, const __m128* s, const __m128* b) QCODER_VNNI {
-    const int64_t blk = g / kGB, o = blk * 64;
-    __m128i i[NT][2];
-    Block4Tokens<G64, NT>(w0 + o, w1 + o, w2 + o, w3 + o, x, blk * 256, pf + blk * 256, i);
-    for (int t = 0; t < NT; ++t) {
-      Epilogue4(i[t][0], s[0], b[0], sx[t][g], xsum[t][g], acc[t], accb[t]);
-      if constexpr (G64) Epilogue4(i[t][1], s[1], b[1], sx[t][g + 1], xsum[t][g + 1], acc[t], accb[t]);
-    }
-  };
-  int64_t g0 = 0;
-  for (; g0 + 4 <= G; g0 += 4) {
-    __m128 s[4], b[4];
-    LoadBf16Groups4(sr, g0, 4, s);
-    LoadBf16Groups4(br, g0, 4, b);
-    for (int k = 0; k < 4; k += static_cast<int>(kGB)) block(g0 + k, s + k, b + k);
-  }
-  for (; g0 < G; g0 += kGB) {
-    __m128 s[2], b[2];
-    LoadBf16Groups4(sr, g0, kGB, s);
-    LoadBf16Groups4(br, g0, kGB, b);
-    block(g0, s, b);
-  }
-  for (int t = 0; t < NT; ++t) _mm_storeu_ps(out + 4 * t, _mm_add_ps(acc[t], accb[t]));
-}
-
-// NT tokens (rows of acts: tokens[t], or t), bf16 scales and biases, rows [r0, r1):
-// Rows4PlanesFusedTokens over groups of four rows, as MatVecPlanesFused.
-template <int NT>
-void MatVecPlanesFusedTokens(const QMatrix& m, const ops::PreparedActs& acts, const int32_t* tokens,
-                             int64_t t0, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
-  const int64_t G = acts.groups;
-  const int8_t* x[NT];
-  const float *sx[NT], *xsum[NT];
-  for (int t = 0; t < NT; ++t) {
-    const int64_t src = tokens ? tokens[t0 + t] : t0 + t;
-    x[t] = &acts.planes[src * m.cols * 2];
-    sx[t] = &acts.sx[src * G];
-    xsum[t] = &acts.xsum[src * G];
-  }
-  PrefetchScales(m, r0, 4 * kPanel);
-  for (int64_t r = r0; r < r1; r += 4) {
-    const uint8_t *wr[4], *sr[4], *br[4];
-    for (int64_t i = 0; i < 4; ++i) {
-      const auto row = static_cast<size_t>(std::min(r + i, r1 - 1));
-      wr[i] = m.data + row * m.row_bytes;
-      sr[i] = m.scales + row * m.scales_row_bytes;
-      br[i] = m.biases + row * m.biases_row_bytes;
-    }
-    if (((r - r0) & (kPanel - 1)) == 0 && r + 4 * kPanel < r1) PrefetchScales(m, r + 4 * kPanel, kPanel);
-    const uint8_t* pf = wr[0] + kPrefetchAhead;
-    float out[NT * 4];
-    if (m.spec.group_size == 64) Rows4PlanesFusedTokens<1, NT>(wr, sr, br, G, x, sx, xsum, pf, out);
-    else Rows4PlanesFusedTokens<0, NT>(wr, sr, br, G, x, sx, xsum, pf, out);
-    const size_t nr = static_cast<size_t>(std::min<int64_t>(4, r1 - r));
-    for (int t = 0; t < NT; ++t) std::memcpy(Y + (t0 + t) * ldy + r, out + 4 * t, sizeof(float) * nr);
-  }
-}
-
-// isum[g * kPanel + j] from the block partials: a block is one group (group 128, all 16
-// lanes) or two (group 64: lanes 0-7 and 8-15).
-inline void ReducePanelPlanes(const int32_t* vb, int64_t NB, int group, int32_t* isum) {
-  const hn::ScalableTag<int32_t> d32;
-  const hn::Half<decltype(d32)> dh;
-  const hn::Half<decltype(dh)> dq;
-  const hn::Repartition<uint64_t, decltype(d32)> d64;
-  for (int64_t b = 0; b < NB; ++b) {
-    const int32_t* v = vb + b * kPanel * 16;
-    for (int64_t j = 0; j < kPanel; j += 4) {
-      const auto v0 = hn::Load(d32, v + j * 16), v1 = hn::Load(d32, v + (j + 1) * 16);
-      const auto v2 = hn::Load(d32, v + (j + 2) * 16), v3 = hn::Load(d32, v + (j + 3) * 16);
-      if (group == 128) {
-        Reduce4(d32, v0, v1, v2, v3, isum + b * kPanel + j);
-        continue;
-      }
-      const auto a = hn::Add(hn::InterleaveLower(d32, v0, v1), hn::InterleaveUpper(d32, v0, v1));
-      const auto c2 = hn::Add(hn::InterleaveLower(d32, v2, v3), hn::InterleaveUpper(d32, v2, v3));
-      const auto a64 = hn::BitCast(d64, a), b64 = hn::BitCast(d64, c2);
-      const auto c = hn::Add(hn::BitCast(d32, hn::InterleaveLower(d64, a64, b64)),
-                             hn::BitCast(d32, hn::InterleaveUpper(d64, a64, b64)));
-      const auto lo = hn::LowerHalf(dh, c), hi = hn::UpperHalf(dh, c);  // groups 2b, 2b + 1
-      hn::StoreU(hn::Add(hn::LowerHalf(dq, lo), hn::UpperHalf(dq, lo)), dq, isum + (2 * b) * kPanel + j);
-      hn::StoreU(hn::Add(hn::LowerHalf(dq, hi), hn::UpperHalf(dq, hi)), dq, isum + (2 * b + 1) * kPanel + j);
-    }
-  }
-}
-#endif  // HWY_TARGET == HWY_AVX3_DL
+#include "kernels/cpu/matvec_vnni.inc"
 
 // The panel epilogue for one token: out[j] for the kPanel rows (see the file comment).
 inline void PanelEpilogue(const int32_t* isum, const float* swT, const float* bT, const float* sx,
@@ -646,6 +346,8 @@ QCODER_VNNI HWY_NOINLINE void GemmPanel(const uint32_t* Wp, const ops::PreparedA
 }
 #endif  // HWY_TARGET <= HWY_AVX2
 
+#include "kernels/cpu/gemm_vnni.inc"
+
 // dst[p * kPanel + j] = src[j * stride + p] for j < kPanel, p < n: a transpose of 32-bit
 // values (int16 code pairs, or floats), 16x16 blocks in registers with AVX-512.
 inline void Transpose16(const uint32_t* src, int64_t stride, int64_t n, uint32_t* dst) {
@@ -702,6 +404,7 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
   thread_local hwy::AlignedFreeUniquePtr<int32_t[]> vb;
   thread_local size_t vb_size = 0;
   thread_local std::vector<int16_t> rowbuf;
+  thread_local std::vector<uint8_t> rowbuf8;
   thread_local hwy::AlignedFreeUniquePtr<uint32_t[]> wp;
   thread_local size_t wp_size = 0;
   sw.resize(static_cast<size_t>(G * kPanel));
@@ -731,23 +434,12 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
     }
   }
 #if HWY_TARGET == HWY_AVX3_DL
-  if (n == 1 && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
+  // 1-7 tokens (decode; a routed expert's rows in a decode batch): the fused kernels, every
+  // weight block read once for all the tokens (bitwise each token's one-token result).
+  if (n < kGemmMinTokens && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
       m.biases_dtype == DType::kBF16) {
-    MatVecPlanesFused(m, acts, tokens ? tokens[0] : 0, Y, r0, r1);
-    return;
-  }
-  // 2-7 tokens (a routed expert's rows in a decode batch): the same kernel with every weight
-  // block read once for all the tokens (bitwise each token's one-token result).
-  if (n > 1 && n < kGemmMinTokens && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
-      m.biases_dtype == DType::kBF16) {
-    switch (n) {
-      case 2: MatVecPlanesFusedTokens<2>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-      case 3: MatVecPlanesFusedTokens<3>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-      case 4: MatVecPlanesFusedTokens<4>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-      case 5: MatVecPlanesFusedTokens<5>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-      case 6: MatVecPlanesFusedTokens<6>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-      default: MatVecPlanesFusedTokens<7>(m, acts, tokens, 0, Y, ldy, r0, r1); break;
-    }
+    if (acts.act_bits == 8) MatVecPlanesFusedAny<1>(m, acts, tokens, n, Y, ldy, r0, r1);
+    else MatVecPlanesFusedAny<2>(m, acts, tokens, n, Y, ldy, r0, r1);
     return;
   }
 #endif
@@ -762,6 +454,21 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
     }
     Transpose16(reinterpret_cast<const uint32_t*>(sw.data()), G, G, reinterpret_cast<uint32_t*>(swT.data()));
     if (affine) Transpose16(reinterpret_cast<const uint32_t*>(bias.data()), G, G, reinterpret_cast<uint32_t*>(bT.data()));
+#if HWY_TARGET == HWY_AVX3_DL
+    if (gemm && !acts.x8.empty()) {
+      // Affine codes: the panel's codes as bytes in the activation layout, then as [quad][row]
+      // groups of four bytes.
+      rowbuf8.resize(static_cast<size_t>(kPanel * cols));
+      if (pr < kPanel) std::fill(rowbuf8.begin() + pr * cols, rowbuf8.end(), uint8_t{0});
+      for (int64_t j = 0; j < pr; ++j)
+        UnpackRowU8(m, lay, m.data + static_cast<size_t>(p0 + j) * m.row_bytes, &rowbuf8[j * cols]);
+      uint32_t* W = wp.get();
+      Transpose16(reinterpret_cast<const uint32_t*>(rowbuf8.data()), cols / 4, cols / 4, W);
+      if (acts.act_bits == 8) GemmTokensU8<1>(W, acts, tokens, n, swT.data(), bT.data(), outb.data(), Y, ldy, p0, pr);
+      else GemmTokensU8<2>(W, acts, tokens, n, swT.data(), bT.data(), outb.data(), Y, ldy, p0, pr);
+      continue;
+    }
+#endif
 #if HWY_TARGET <= HWY_AVX2
     if (gemm) {
       // Repack: the panel's codes in the activation layout, then as [pair][row] int16 pairs.
@@ -798,9 +505,9 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
       }
 #if HWY_TARGET == HWY_AVX3_DL
       if (!acts.planes.empty()) {
-        const int64_t NB = cols / 128;
+        const int64_t NB = cols / 128, P = acts.act_bits == 8 ? 1 : 2;
         const int8_t* xp[kNT];
-        for (int k = 0; k < kNT; ++k) xp[k] = &acts.planes[src[k] * cols * 2];
+        for (int k = 0; k < kNT; ++k) xp[k] = &acts.planes[src[k] * cols * P];
         for (int64_t j = 0; j < kPanel; ++j) {
           if (j >= pr) {
             for (int k = 0; k < nt; ++k)
@@ -808,11 +515,20 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
             continue;
           }
           const uint8_t* wrow = m.data + static_cast<size_t>(p0 + j) * m.row_bytes;
+          if (P == 1) {
+            switch (nt) {
+              case 1: RowPartialsPlanes<1, 1>(wrow, NB, xp, j, vb.get()); break;
+              case 2: RowPartialsPlanes<2, 1>(wrow, NB, xp, j, vb.get()); break;
+              case 3: RowPartialsPlanes<3, 1>(wrow, NB, xp, j, vb.get()); break;
+              default: RowPartialsPlanes<4, 1>(wrow, NB, xp, j, vb.get()); break;
+            }
+            continue;
+          }
           switch (nt) {
-            case 1: RowPartialsPlanes<1>(wrow, NB, xp, j, vb.get()); break;
-            case 2: RowPartialsPlanes<2>(wrow, NB, xp, j, vb.get()); break;
-            case 3: RowPartialsPlanes<3>(wrow, NB, xp, j, vb.get()); break;
-            default: RowPartialsPlanes<4>(wrow, NB, xp, j, vb.get()); break;
+            case 1: RowPartialsPlanes<1, 2>(wrow, NB, xp, j, vb.get()); break;
+            case 2: RowPartialsPlanes<2, 2>(wrow, NB, xp, j, vb.get()); break;
+            case 3: RowPartialsPlanes<3, 2>(wrow, NB, xp, j, vb.get()); break;
+            default: RowPartialsPlanes<4, 2>(wrow, NB, xp, j, vb.get()); break;
           }
         }
         for (int k = 0; k < nt; ++k) {
