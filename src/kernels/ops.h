@@ -67,9 +67,12 @@ void prepare_acts_rows(const QMatrix& m, const float* X, PreparedActs& out, int6
 
 // Y[t * ldy + r] = sum_c W[r, c] * x[c] for the prepared rows x = acts row tokens[t] (or row
 // t when tokens is null), t in [0, n_tokens), and r in [row_begin, row_end). Runs on the
-// calling thread (callers split rows between threads).
+// calling thread (callers split rows between threads). `next_rows` (optional) is where this
+// thread's next call will start reading weight codes: the decode kernels, which prefetch a
+// fixed distance ahead, carry their prefetches on into it near the end of this call instead
+// of past their last row, so the next call does not start on cold memory. It changes no result.
 void matmul(const QMatrix& m, const PreparedActs& acts, const int32_t* tokens, int64_t n_tokens,
-            float* Y, int64_t ldy, int64_t row_begin, int64_t row_end);
+            float* Y, int64_t ldy, int64_t row_begin, int64_t row_end, const uint8_t* next_rows = nullptr);
 
 // ---------------------------------------------------------------------------------------
 // Elementwise and row ops (float32). Reductions run in float32 SIMD lanes in a fixed order.

@@ -38,9 +38,17 @@ void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
   }
   const int64_t total = first.back();
   if (total == 0) return;
+  // Where panel p's weight codes start (the decode kernels' prefetch continuation).
+  const auto rows_of = [&](int64_t p) -> const uint8_t* {
+    if (p >= total) return nullptr;
+    const size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), p) - first.begin() - 1);
+    const QMatrix& m = *jobs[j].m;
+    return m.data + static_cast<size_t>((p - first[j]) * kPanelRows) * m.row_bytes;
+  };
   // Panels [a, b) of the concatenated jobs, each job's part as one call (the kernels
-  // prefetch ahead within a call, so a thread should own long contiguous runs of rows).
-  const auto run_range = [&](int64_t a, int64_t b) {
+  // prefetch ahead within a call, so a thread should own long contiguous runs of rows); each
+  // call is told where the thread reads next (the next part, or `then` after the last one).
+  const auto run_range = [&](int64_t a, int64_t b, const uint8_t* then) {
     size_t j = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), a) - first.begin() - 1);
     while (a < b) {
       while (first[j + 1] <= a) ++j;
@@ -48,13 +56,13 @@ void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
       const int64_t e = std::min(b, first[j + 1]);
       const int64_t r0 = (a - first[j]) * kPanelRows;
       const int64_t r1 = std::min(job.m->rows, (e - first[j]) * kPanelRows);
-      ops::matmul(*job.m, *job.acts, job.tokens, job.n_tokens, job.Y, job.ldy, r0, r1);
+      ops::matmul(*job.m, *job.acts, job.tokens, job.n_tokens, job.Y, job.ldy, r0, r1, e < b ? rows_of(e) : then);
       a = e;
     }
   };
   const int threads = pool.size();
   if (threads <= 1 || total == 1) {
-    run_range(0, total);
+    run_range(0, total, nullptr);
     return;
   }
   // Batches (the matrix-matrix kernel, compute-bound): one panel per item, handed out
@@ -62,21 +70,32 @@ void run_linear_jobs(std::span<const LinearJob> jobs, ThreadPool& pool) {
   int64_t max_tokens = 0;
   for (const LinearJob& job : jobs) max_tokens = std::max(max_tokens, job.n_tokens);
   if (max_tokens >= kBatchTokens) {
-    pool.parallel_items(total, [&](int64_t item, int) { run_range(item, item + 1); });
+    pool.parallel_items(total, [&](int64_t item, int) { run_range(item, item + 1, nullptr); });
     return;
   }
   // Guided schedule: each claim takes 1/(2 * threads) of what is left (at least kMinClaim
   // panels), so threads stream long contiguous runs and still finish together when one of
-  // them is slowed down (a shared machine).
+  // them is slowed down (a shared machine). A thread claims its next run before it reads the
+  // current one, so the current one's prefetches can run on into it.
   std::atomic<int64_t> next{0};
+  const auto claim = [&](int64_t& a, int64_t& b) {
+    a = next.load(std::memory_order_relaxed);
+    do {
+      if (a >= total) return false;
+      b = std::min(total, a + std::max<int64_t>(kMinClaim, (total - a) / (2 * threads)));
+    } while (!next.compare_exchange_weak(a, b, std::memory_order_relaxed));
+    return true;
+  };
   pool.parallel_for(threads, [&](int64_t, int64_t) {
+    int64_t a = 0, b = 0;
+    if (!claim(a, b)) return;
     for (;;) {
-      int64_t a = next.load(std::memory_order_relaxed), b = 0;
-      do {
-        if (a >= total) return;
-        b = std::min(total, a + std::max<int64_t>(kMinClaim, (total - a) / (2 * threads)));
-      } while (!next.compare_exchange_weak(a, b, std::memory_order_relaxed));
-      run_range(a, b);
+      int64_t na = 0, nb = 0;
+      const bool more = claim(na, nb);
+      run_range(a, b, more ? rows_of(na) : nullptr);
+      if (!more) return;
+      a = na;
+      b = nb;
     }
   });
 }

@@ -394,7 +394,8 @@ inline void Transpose16(const uint32_t* src, int64_t stride, int64_t n, uint32_t
 
 template <class D16>
 void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs& acts,
-                const int32_t* tokens, int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+                const int32_t* tokens, int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1,
+                const uint8_t* next_rows) {
   const hn::RepartitionToWide<D16> d32;
   const int64_t G = acts.groups, cols = m.cols, L32 = static_cast<int64_t>(hn::Lanes(d32));
   const bool affine = m.spec.mode == QuantMode::kAffine;
@@ -438,8 +439,10 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
   // weight block read once for all the tokens (bitwise each token's one-token result).
   if (n < kGemmMinTokens && !acts.planes.empty() && affine && m.scales_dtype == DType::kBF16 &&
       m.biases_dtype == DType::kBF16) {
-    if (acts.act_bits == 8) MatVecPlanesFusedAny<1>(m, acts, tokens, n, Y, ldy, r0, r1);
-    else MatVecPlanesFusedAny<2>(m, acts, tokens, n, Y, ldy, r0, r1);
+    const PrefetchPath pf{m.data + static_cast<size_t>(r0) * m.row_bytes,
+                          static_cast<int64_t>(r1 - r0) * static_cast<int64_t>(m.row_bytes), next_rows};
+    if (acts.act_bits == 8) MatVecPlanesFusedAny<1>(m, acts, tokens, n, Y, ldy, r0, r1, pf);
+    else MatVecPlanesFusedAny<2>(m, acts, tokens, n, Y, ldy, r0, r1, pf);
     return;
   }
 #endif
@@ -570,17 +573,17 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
 }
 
 inline void MatMulInt(const QMatrix& m, const ops::PreparedActs& acts, const int32_t* tokens,
-                      int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+                      int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1, const uint8_t* next_rows) {
   const IntLayout lay = LayoutFor(m.spec);
-  if (lay.cap == 8) MatMulIntT<hn::CappedTag<int16_t, 8>>(m, lay, acts, tokens, n, Y, ldy, r0, r1);
-  else if (lay.cap == 16) MatMulIntT<hn::CappedTag<int16_t, 16>>(m, lay, acts, tokens, n, Y, ldy, r0, r1);
-  else MatMulIntT<hn::CappedTag<int16_t, 32>>(m, lay, acts, tokens, n, Y, ldy, r0, r1);
+  if (lay.cap == 8) MatMulIntT<hn::CappedTag<int16_t, 8>>(m, lay, acts, tokens, n, Y, ldy, r0, r1, next_rows);
+  else if (lay.cap == 16) MatMulIntT<hn::CappedTag<int16_t, 16>>(m, lay, acts, tokens, n, Y, ldy, r0, r1, next_rows);
+  else MatMulIntT<hn::CappedTag<int16_t, 32>>(m, lay, acts, tokens, n, Y, ldy, r0, r1, next_rows);
 }
 
 inline void MatMulImpl(const QMatrix& m, const ops::PreparedActs& acts, const int32_t* tokens,
-                       int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+                       int64_t n, float* Y, int64_t ldy, int64_t r0, int64_t r1, const uint8_t* next_rows) {
   if (n <= 0 || r0 >= r1) return;
-  if (acts.integer) MatMulInt(m, acts, tokens, n, Y, ldy, r0, r1);
+  if (acts.integer) MatMulInt(m, acts, tokens, n, Y, ldy, r0, r1, next_rows);
   else MatMulFloat(m, acts, tokens, n, Y, ldy, r0, r1);
 }
 

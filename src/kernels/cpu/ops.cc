@@ -58,8 +58,8 @@ void prepare_acts_rows(const QMatrix& m, const float* X, PreparedActs& out, int6
 }
 
 void matmul(const QMatrix& m, const PreparedActs& acts, const int32_t* tokens, int64_t n_tokens,
-            float* Y, int64_t ldy, int64_t row_begin, int64_t row_end) {
-  HWY_DYNAMIC_DISPATCH(MatMulImpl)(m, acts, tokens, n_tokens, Y, ldy, row_begin, row_end);
+            float* Y, int64_t ldy, int64_t row_begin, int64_t row_end, const uint8_t* next_rows) {
+  HWY_DYNAMIC_DISPATCH(MatMulImpl)(m, acts, tokens, n_tokens, Y, ldy, row_begin, row_end, next_rows);
 }
 
 void rms_norm(const float* x, const float* w, int64_t n, double eps, float* y) {
