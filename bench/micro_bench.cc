@@ -3,7 +3,8 @@
 // 1. Cost of an empty parallel region of the thread pool.
 // 2. 4-bit g64 matrix-vector product (1 and 4 tokens) over a 256 MiB matrix, against a read
 //    sweep of the same bytes run right before and after (the kernel's share of the roofline);
-//    and on a cache-resident matrix for 1, 2, 4 and 7 tokens (the kernel's own speed).
+//    and on a cache-resident matrix for 1, 2, 4 and 7 tokens (the kernel's own speed); and
+//    one thread over expert-sized pieces, with and without the prefetch continuation.
 // 3. 4-bit g64 matrix-matrix products: an expert (768 x 2048, 32 tokens) and a projection
 //    (2048 x 2048, 512 tokens), in GMAC/s, with 16-bit and 8-bit (--fast) activations.
 //    `qcoder_micro_bench [threads] gemm` runs only this part.
@@ -201,10 +202,13 @@ int main(int argc, char** argv) {
   }
 
   // 2b. Matrix-vector on a cache-resident matrix (512 x 2048, 0.6 MB) for 1-7 tokens: the
-  // kernel's own speed without memory stalls, per thread (CPU time), in weight bytes.
+  // kernel's own speed without memory stalls, per thread (CPU time), in weight bytes; with
+  // int16 activations, then 8-bit ones (--fast).
+  for (const int bits : {16, 8})
   for (const int64_t nt : {1, 2, 4, 7}) {
     const int64_t rows = 512, cols = 2048;
     Q4 w(rows, cols, rng);
+    w.m.act_bits = bits;
     std::vector<float> x(static_cast<size_t>(nt * cols)), y(static_cast<size_t>(nt * rows));
     for (auto& v : x) v = std::normal_distribution<float>()(rng);
     qcoder::ops::PreparedActs a;
@@ -216,8 +220,44 @@ int main(int argc, char** argv) {
         for (int64_t p = 0; p < rows; p += 16) qcoder::ops::matmul(w.m, a, nullptr, nt, y.data(), rows, p, p + 16);
       gbs.push_back(400.0 * static_cast<double>(w.m.storage_bytes()) / (cpu_now() - c0) / 1e9);
     }
-    std::printf("4-bit matvec 512x2048 cache-resident, %lld token(s), one thread: %.1f GB/s of weights per CPU-second\n",
-                static_cast<long long>(nt), median(gbs));
+    std::printf("4-bit matvec 512x2048 cache-resident, int%d activations, %lld token(s), one thread: %.1f GB/s of weights per CPU-second\n",
+                bits, static_cast<long long>(nt), median(gbs));
+  }
+
+  // 2c. One thread, 4-bit matvec over 240 MB as one call, and as expert-sized pieces (768 rows
+  // of 2048) in shuffled order, one call each, without and with the prefetch continuation
+  // (ops::matmul's next_rows): what a call's cold start costs, and what carrying the
+  // prefetches into the next call recovers.
+  {
+    const int64_t cols = 2048, piece = 768, pieces = 240;
+    Q4 w(piece * pieces, cols, rng);
+    std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(w.m.rows));
+    for (auto& v : x) v = std::normal_distribution<float>()(rng);
+    qcoder::ops::PreparedActs a;
+    qcoder::ops::prepare_acts(w.m, x.data(), 1, a);
+    std::vector<int64_t> order(static_cast<size_t>(pieces));
+    for (int64_t i = 0; i < pieces; ++i) order[static_cast<size_t>(i)] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    const double bytes = static_cast<double>(w.m.storage_bytes());
+    std::vector<double> one, cold, hinted;
+    for (int rep = 0; rep < 7; ++rep) {
+      auto t = Clock::now();
+      qcoder::ops::matmul(w.m, a, nullptr, 1, y.data(), w.m.rows, 0, w.m.rows);
+      one.push_back(bytes / since(t) / 1e9);
+      for (const bool hint : {false, true}) {
+        t = Clock::now();
+        for (size_t i = 0; i < order.size(); ++i) {
+          const uint8_t* next = hint && i + 1 < order.size()
+                                    ? w.m.data + static_cast<size_t>(order[i + 1] * piece) * w.m.row_bytes
+                                    : nullptr;
+          qcoder::ops::matmul(w.m, a, nullptr, 1, y.data(), w.m.rows, order[i] * piece, order[i] * piece + piece, next);
+        }
+        (hint ? hinted : cold).push_back(bytes / since(t) / 1e9);
+      }
+    }
+    std::printf("4-bit matvec, one thread, 240 MB: one call %.1f GB/s; 768-row pieces shuffled %.1f GB/s, "
+                "with the prefetch continuation %.1f GB/s (medians of 7)\n",
+                median(one), median(cold), median(hinted));
   }
 
   // 3. Matrix-matrix.
