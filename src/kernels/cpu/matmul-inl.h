@@ -81,6 +81,7 @@ inline bool UsePlanes(const IntLayout& lay, int64_t cols, int group) {
 
 // The matrix-matrix kernel on bytes (u8 codes x s8 activation planes, vpdpbusd) needs
 // AVX512-VNNI and affine codes, which are all unsigned.
+constexpr int64_t kX8MinRows = 32;
 inline bool UseX8(const QuantSpec& s) {
 #if HWY_TARGET == HWY_AVX3_DL
   return s.mode == QuantMode::kAffine;
@@ -157,7 +158,10 @@ inline void PrepareActsInitImpl(const QMatrix& m, const float* X, int64_t rows,
   const int64_t plane_count = out.act_bits == 8 ? 1 : 2;
   if (UsePlanes(lay, cols, m.spec.group_size)) out.planes.resize(static_cast<size_t>(rows * cols * plane_count));
   else out.planes.clear();
-  if (UseX8(m.spec)) out.x8.resize(static_cast<size_t>(rows * cols * plane_count));
+  // The byte planes serve only the matrix-matrix kernel (>= 8 tokens of one matrix): a few
+  // prepared rows (decode) skip them, and a product that still gets >= 8 tokens through an
+  // index list with repeats takes the int16 kernel on xi (the same integers).
+  if (UseX8(m.spec) && rows >= kX8MinRows) out.x8.resize(static_cast<size_t>(rows * cols * plane_count));
   else out.x8.clear();
 }
 
