@@ -14,9 +14,8 @@ ModelOptions::ModelOptions(FlagSet& flags) : flags_(&flags) {
   flags.add("--rope-orig-ctx", &orig_ctx_,
             "YaRN original context (default: the config's, else max_position_embeddings)");
   flags.add("--fast", &fast_,
-            "8-bit activations in the linear layers (not the router): about 1.3x prefill and "
-            "faster decode, still closer to the float64 reference than mlx-lm's bf16 "
-            "(docs/PERFORMANCE.md)");
+            "8-bit activations for the gate/up products and the output head: ~1.15x prefill, "
+            "still closer to the float64 reference than mlx-lm's bf16 (docs/PERFORMANCE.md)");
 }
 
 bool ModelOptions::given() const {

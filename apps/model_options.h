@@ -20,7 +20,7 @@ class ModelOptions {
   RopeOptions rope() const;
   // Whether any of the RoPE flags was given (the parallel runs only take the config's block).
   bool given() const;
-  // --fast: 8-bit activations for the linear layers (docs/PERFORMANCE.md, "--fast").
+  // --fast: 8-bit activations for the gate/up products and the head (docs/PERFORMANCE.md).
   bool fast() const { return fast_; }
   // "fast" or "default", as bench reports it.
   const char* mode_name() const { return fast_ ? "fast" : "default"; }

@@ -91,6 +91,15 @@ inline bool UseX8(const QuantSpec& s) {
 #endif
 }
 
+// xi = 256 * xh + xl with xl = xi's low byte as int8 and xh in int8 (|xi| <= kXMax).
+struct Int8Planes {
+  int8_t h, l;
+};
+inline Int8Planes SplitInt16(int v) {
+  const auto l = static_cast<int8_t>(static_cast<uint8_t>(v & 0xff));
+  return {static_cast<int8_t>((v - l) / 256), l};
+}
+
 // amax over n floats (n a multiple of 16 or the whole group; groups are >= 16).
 inline float AbsMax(const float* x, int64_t n) {
   const hn::ScalableTag<float> df;
@@ -218,10 +227,9 @@ inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedA
           int8_t* dh = &out.x8[r * cols * 2 + g * group];
           int8_t* dl = dh + cols;
           for (int64_t i = 0; i < group; ++i) {
-            const int v = src[i];
-            const auto xl = static_cast<int8_t>(static_cast<uint8_t>(v & 0xff));
-            dl[i] = xl;
-            dh[i] = static_cast<int8_t>((v - xl) / 256);
+            const Int8Planes p = SplitInt16(src[i]);
+            dh[i] = p.h;
+            dl[i] = p.l;
           }
         }
       }
@@ -241,12 +249,10 @@ inline void PrepareActsRowsImpl(const QMatrix& m, const float* X, ops::PreparedA
         int8_t* blk = &out.planes[r * cols * 2 + (e0 / 128) * 256];
         const int64_t o = e0 % 128;
         for (int64_t i = 0; i < group; ++i) {
-          const int v = dst[i];
-          const auto xl = static_cast<int8_t>(static_cast<uint8_t>(v & 0xff));
-          const auto xh = static_cast<int8_t>((v - xl) / 256);
+          const Int8Planes p = SplitInt16(dst[i]);
           const int64_t e = o + i, j = e / 2, odd = e % 2;
-          blk[odd * 64 + j] = xh;
-          blk[128 + odd * 64 + j] = xl;
+          blk[odd * 64 + j] = p.h;
+          blk[128 + odd * 64 + j] = p.l;
         }
       }
     }
