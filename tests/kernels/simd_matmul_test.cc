@@ -159,7 +159,9 @@ void MatchesReferenceEveryFormatAndTarget() {
           const size_t offset = 1 + static_cast<size_t>(rows % 3), pad = rows == 7 ? 0 : 3;
           OwnedQMatrix q = random_matrix(c, rows, cols, rng, offset, pad);
           // 9: the matrix-matrix kernel; 33: on AVX3_DL its byte form (kX8MinRows), with a tail
+          // (on the 7-row matrices only: the reference check is O(n * rows * cols) in double)
           for (int64_t n : {1, 3, 9, 33}) {
+            if (n == 33 && rows != 7) continue;
             test::Floats X(static_cast<size_t>(n * cols), rng, 1.0f, 1 + static_cast<size_t>(n % 2));
             if (cols >= 2 * g) std::fill(X.p + g, X.p + 2 * g, 0.0f);  // an all-zero group
             X.p[0] *= 100.0f;                                           // an outlier
