@@ -154,15 +154,15 @@ ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv, bool fast
       if (argmax(q, V) == argmax(m, V)) ++s.top1_agree_mlx;
       if (argmax(q, V) == argmax(f, V)) ++s.top1_agree_f64;
       if (argmax(m, V) == argmax(f, V)) ++s.mlx_top1_agree_f64;
-      {
-        double err = 0;
-        for (int64_t t : top2(m, V)) err = std::max(err, std::fabs(static_cast<double>(m[t]) - f[t]));
-        const auto ft = top2(f, V);
-        for (int64_t t : ft) err = std::max(err, std::fabs(static_cast<double>(m[t]) - f[t]));
-        if (static_cast<double>(f[ft[0]]) - f[ft[1]] > 2.0 * err) {
-          ++s.decisive_rows;
-          if (argmax(q, V) == ft[0]) ++s.decisive_agree;
-        }
+      // mlx-lm's error |mlx - f64| on the contenders (mlx's and f64's top two tokens): it can
+      // swap two tokens whose logits differ by up to twice that.
+      const auto ft = top2(f, V);
+      double contender_err = 0;
+      for (int64_t t : top2(m, V)) contender_err = std::max(contender_err, std::fabs(static_cast<double>(m[t]) - f[t]));
+      for (int64_t t : ft) contender_err = std::max(contender_err, std::fabs(static_cast<double>(m[t]) - f[t]));
+      if (static_cast<double>(f[ft[0]]) - f[ft[1]] > 2.0 * contender_err) {
+        ++s.decisive_rows;
+        if (argmax(q, V) == ft[0]) ++s.decisive_agree;
       }
       for (int64_t l = 0; l < L; ++l) {
         std::vector<int32_t> mine(&trace.routes[l][pos * k], &trace.routes[l][(pos + 1) * k]);
@@ -172,18 +172,12 @@ ParityStats run_parity(const FixtureRef& fx, int threads, KvFormat kv, bool fast
         if (!std::equal(mine.begin(), mine.end(), fr)) ++s.route_flips_f64[l];
       }
       // Greedy step j is predicted at position n_prompt - 1 + j. It is compared unless mlx-lm's
-      // own top-2 margin is within its bf16 error on that decision: the error |mlx - f64| on
-      // the contenders (mlx's and f64's top two tokens) can swap two tokens whose logits differ
-      // by up to twice that error. There mlx-lm's choice is decided by bf16 rounding, which no
-      // float32 engine can be asked to repeat.
+      // own top-2 margin is within its bf16 error on that decision (twice contender_err).
+      // There mlx-lm's choice is decided by bf16 rounding, which no float32 engine can be asked
+      // to repeat.
       const int64_t j = pos - (n_prompt - 1);
       if (j >= 0 && j < static_cast<int64_t>(p.greedy.size())) {
         ++s.greedy_steps;
-        double contender_err = 0;
-        for (int64_t t : top2(m, V))
-          contender_err = std::max(contender_err, std::fabs(static_cast<double>(m[t]) - f[t]));
-        for (int64_t t : top2(f, V))
-          contender_err = std::max(contender_err, std::fabs(static_cast<double>(m[t]) - f[t]));
         const double tol = 2.0 * contender_err;
         if (p.greedy_margin[j] > tol) {
           ++s.greedy_compared;

@@ -34,9 +34,9 @@
 namespace qcoder::parity {
 namespace {
 
-void write_report(const FixtureRef& fx, const std::string& line) {
-  std::ofstream(std::filesystem::path(QCODER_BINARY_DIR) / ("parity-report-" + fx.name + ".txt"))
-      << line << "\n";
+// build/<prefix><fixture>.txt and stdout.
+void write_report(const std::string& prefix, const FixtureRef& fx, const std::string& line) {
+  std::ofstream(std::filesystem::path(QCODER_BINARY_DIR) / (prefix + fx.name + ".txt")) << line << "\n";
   std::cout << line << std::endl;
 }
 
@@ -44,7 +44,7 @@ void check_fixture(const std::string& dir) {
   const FixtureRef fx = load_fixture(dir);
   const ParityStats s = run_parity(fx, 2, kv_format_from_bits(32));
   const std::string line = format_stats(fx, s);
-  write_report(fx, line);
+  write_report("parity-report-", fx, line);
   SCOPED_TRACE(line);
   ASSERT_GT(s.rows, 0);
   EXPECT_LE(s.max_err_f64, 5e-3) << "gate: qcoder vs float64";
@@ -65,8 +65,7 @@ void check_fast(const std::string& dir) {
   if (fx.compute_dtype != "bfloat16") GTEST_SKIP() << "the condition is stated against mlx-lm's bf16";
   const ParityStats s = run_parity(fx, 2, kv_format_from_bits(32), true);
   const std::string line = "fast " + format_stats(fx, s);
-  std::ofstream(std::filesystem::path(QCODER_BINARY_DIR) / ("parity-report-fast-" + fx.name + ".txt")) << line << "\n";
-  std::cout << line << std::endl;
+  write_report("parity-report-fast-", fx, line);
   SCOPED_TRACE(line);
   ASSERT_GT(s.rows, 0);
   EXPECT_LE(s.mean_err_f64, s.mlx_mean_err_f64) << "--fast must be at least as close to f64 as mlx-lm";

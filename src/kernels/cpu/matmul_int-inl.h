@@ -276,6 +276,25 @@ inline void PanelEpilogue(const int32_t* isum, const float* swT, const float* bT
   }
 }
 
+// Every token of a matrix-matrix panel: panel(std::integral_constant<int, TB>(), t) fills out
+// with tokens [t, t + TB) (kPanel floats each), in blocks of kMaxTB, then 4, 2, 1; the rows
+// [p0, p0 + pr) of each go to Y.
+template <int kMaxTB, class Panel>
+void GemmTokenBlocks(int64_t n, const float* out, float* Y, int64_t ldy, int64_t p0, int64_t pr, const Panel& panel) {
+  int64_t t = 0;
+  const auto run = [&](auto tb) {
+    constexpr int TB = decltype(tb)::value;
+    for (; t + TB <= n; t += TB) {
+      panel(tb, t);
+      for (int k = 0; k < TB; ++k) std::memcpy(Y + (t + k) * ldy + p0, &out[k * kPanel], sizeof(float) * pr);
+    }
+  };
+  run(std::integral_constant<int, kMaxTB>());
+  if constexpr (kMaxTB > 4) run(std::integral_constant<int, 4>());
+  run(std::integral_constant<int, 2>());
+  run(std::integral_constant<int, 1>());
+}
+
 // ---------------------------------------------------------------------------------------
 // Matrix-matrix kernel: rows in lanes. Wp[p * kPanel + j] holds the code pair p (layout
 // positions 2p, 2p+1) of row j; one activation pair is broadcast per step.
@@ -467,8 +486,10 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
         UnpackRowU8(m, lay, m.data + static_cast<size_t>(p0 + j) * m.row_bytes, &rowbuf8[j * cols]);
       uint32_t* W = wp.get();
       Transpose16(reinterpret_cast<const uint32_t*>(rowbuf8.data()), cols / 4, cols / 4, W);
-      if (acts.act_bits == 8) GemmTokensU8<1>(W, acts, tokens, n, swT.data(), bT.data(), outb.data(), Y, ldy, p0, pr);
-      else GemmTokensU8<2>(W, acts, tokens, n, swT.data(), bT.data(), outb.data(), Y, ldy, p0, pr);
+      GemmTokenBlocks<8>(n, outb.data(), Y, ldy, p0, pr, [&](auto tb, int64_t t) {
+        if (acts.act_bits == 8) GemmPanelU8<decltype(tb)::value, 1>(W, acts, tokens, t, swT.data(), bT.data(), outb.data());
+        else GemmPanelU8<decltype(tb)::value, 2>(W, acts, tokens, t, swT.data(), bT.data(), outb.data());
+      });
       continue;
     }
 #endif
@@ -481,20 +502,9 @@ void MatMulIntT(const QMatrix& m, const IntLayout& lay, const ops::PreparedActs&
                              &rowbuf[j * cols], bytes.data());
       uint32_t* W = wp.get();
       Transpose16(reinterpret_cast<const uint32_t*>(rowbuf.data()), cols / 2, cols / 2, W);
-      int64_t t = 0;
-      constexpr int kTB = HWY_TARGET <= HWY_AVX3 ? 8 : 4;
-      for (; t + kTB <= n; t += kTB) {
-        GemmPanel<kTB>(W, acts, tokens, t, swT.data(), bT.data(), affine, outb.data());
-        for (int k = 0; k < kTB; ++k) std::memcpy(Y + (t + k) * ldy + p0, &outb[k * kPanel], sizeof(float) * pr);
-      }
-      for (int tb : {4, 2, 1}) {
-        for (; t + tb <= n; t += tb) {
-          if (tb == 4) GemmPanel<4>(W, acts, tokens, t, swT.data(), bT.data(), affine, outb.data());
-          else if (tb == 2) GemmPanel<2>(W, acts, tokens, t, swT.data(), bT.data(), affine, outb.data());
-          else GemmPanel<1>(W, acts, tokens, t, swT.data(), bT.data(), affine, outb.data());
-          for (int k = 0; k < tb; ++k) std::memcpy(Y + (t + k) * ldy + p0, &outb[k * kPanel], sizeof(float) * pr);
-        }
-      }
+      GemmTokenBlocks<HWY_TARGET <= HWY_AVX3 ? 8 : 4>(n, outb.data(), Y, ldy, p0, pr, [&](auto tb, int64_t t) {
+        GemmPanel<decltype(tb)::value>(W, acts, tokens, t, swT.data(), bT.data(), affine, outb.data());
+      });
       continue;
     }
 #endif
